@@ -1,0 +1,124 @@
+//! The command line of the `openclaw` binary (clap derive, the "low"
+//! layer). `main` turns these into resolved settings before anything runs.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use openclaw_profiles::config::{AuthMode, BindMode};
+
+use crate::settings::GatewayFlags;
+
+/// OpenClaw gateway and operator commands (Rust implementation).
+#[derive(Debug, Parser)]
+#[command(name = "openclaw", version = crate::VERSION, about, propagate_version = true)]
+pub struct Cli {
+    /// Run as this profile (state dir ~/.openclaw-<name>); also OPENCLAW_PROFILE.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Shortcut for --profile dev (port 19001 unless OPENCLAW_GATEWAY_PORT is set).
+    #[arg(long, global = true)]
+    pub dev: bool,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway in the foreground (`openclaw gateway` = `openclaw gateway run`).
+    Gateway(GatewayArgs),
+}
+
+/// `openclaw gateway`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GatewayArgs {
+    /// Gateway subcommand; none means `run`.
+    #[command(subcommand)]
+    pub command: Option<GatewayCommand>,
+    /// Flags for the implicit `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `openclaw gateway <sub>`.
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Run the gateway in the foreground.
+    Run(RunArgs),
+}
+
+/// Bind modes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BindArg {
+    /// 127.0.0.1 only.
+    Loopback,
+    /// All interfaces (needs auth).
+    Lan,
+    /// The Tailscale address (loopback when there is none).
+    Tailnet,
+    /// Loopback, or all interfaces inside a container.
+    Auto,
+    /// gateway.customBindHost.
+    Custom,
+}
+
+/// Auth modes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuthArg {
+    /// No shared secret (loopback only).
+    None,
+    /// Shared token.
+    Token,
+    /// Shared password.
+    Password,
+}
+
+/// Flags of `openclaw gateway run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Port for WebSocket, HTTP probes and canvas (else OPENCLAW_GATEWAY_PORT, gateway.port, 18789).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Where to listen (else gateway.bind, loopback).
+    #[arg(long, value_enum)]
+    pub bind: Option<BindArg>,
+    /// How clients authenticate (else gateway.auth.mode, inferred from the secret set).
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
+    /// Shared token (else OPENCLAW_GATEWAY_TOKEN, gateway.auth.token).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Shared password (else OPENCLAW_GATEWAY_PASSWORD, gateway.auth.password).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Start even when the config does not set gateway.mode=local.
+    #[arg(long)]
+    pub allow_unconfigured: bool,
+}
+
+impl RunArgs {
+    /// Converts to the settings layer's flags.
+    pub fn to_flags(&self) -> GatewayFlags {
+        GatewayFlags {
+            port: self.port,
+            bind: self.bind.map(|b| match b {
+                BindArg::Loopback => BindMode::Loopback,
+                BindArg::Lan => BindMode::Lan,
+                BindArg::Tailnet => BindMode::Tailnet,
+                BindArg::Auto => BindMode::Auto,
+                BindArg::Custom => BindMode::Custom,
+            }),
+            auth: self.auth.map(|a| match a {
+                AuthArg::None => AuthMode::None,
+                AuthArg::Token => AuthMode::Token,
+                AuthArg::Password => AuthMode::Password,
+            }),
+            token: self.token.clone(),
+            password: self.password.clone(),
+            allow_unconfigured: self.allow_unconfigured,
+        }
+    }
+}

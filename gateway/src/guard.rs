@@ -1,0 +1,83 @@
+//! The singleton guard, in OpenClaw's order (supervisor spec §3): the
+//! state-dir ownership lock, then an exclusive bind of the port. Each
+//! failure is a [`StartError`] with OpenClaw's message and exit 78.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use openclaw_profiles::atomic::create_private_dir;
+use openclaw_profiles::lock::{InstanceLock, LockError, OwnerRecord};
+
+use crate::StartError;
+use crate::settings::GatewaySettings;
+
+/// How long a held state lock is waited for.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bind attempts on `EADDRINUSE` (a listener in `TIME_WAIT` may be
+/// finishing) and the pause between them.
+pub const BIND_ATTEMPTS: u32 = 20;
+/// Pause between bind attempts.
+pub const BIND_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Creates the state dir (0700) and takes its ownership lock.
+pub fn take_state_lock(
+    settings: &GatewaySettings,
+    version: &str,
+) -> Result<InstanceLock, StartError> {
+    let paths = &settings.paths;
+    create_private_dir(&paths.state_dir).map_err(|e| {
+        StartError::Config(format!(
+            "cannot create state dir {}: {e}",
+            paths.state_dir.display()
+        ))
+    })?;
+    let record =
+        OwnerRecord::for_current_process(version, paths.profile.as_str(), &paths.config_path);
+    InstanceLock::acquire(&paths.state_lock_path(), record, LOCK_TIMEOUT).map_err(|e| match e {
+        LockError::Held { .. } => StartError::Lock(e.to_string()),
+        LockError::Io { .. } => StartError::Config(e.to_string()),
+    })
+}
+
+/// Binds the gateway's port exclusively, retrying while it is in use.
+pub async fn bind_exclusive(
+    settings: &GatewaySettings,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let addr = SocketAddr::new(settings.bind_addr, settings.port);
+    let url = format!("ws://{}:{}", display_host(settings), settings.port);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true).map_err(|e| {
+                    StartError::Bind(format!("failed to bind gateway socket on {url}: {e}"))
+                })?;
+                return tokio::net::TcpListener::from_std(l).map_err(|e| {
+                    StartError::Bind(format!("failed to bind gateway socket on {url}: {e}"))
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < BIND_ATTEMPTS => {
+                tokio::time::sleep(BIND_RETRY_DELAY).await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(StartError::Bind(format!(
+                    "another gateway instance is already listening on {url}"
+                )));
+            }
+            Err(e) => {
+                return Err(StartError::Bind(format!(
+                    "failed to bind gateway socket on {url}: {e}"
+                )));
+            }
+        }
+    }
+}
+
+fn display_host(settings: &GatewaySettings) -> String {
+    if settings.bind_addr.is_unspecified() || settings.bind_addr.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        settings.bind_addr.to_string()
+    }
+}

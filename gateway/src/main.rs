@@ -1,0 +1,126 @@
+//! `openclaw`: parses arguments, sets up logging and signals, runs the
+//! library and maps the outcome to an exit code (0 ok, 2 usage, 78 config,
+//! lock or port conflict).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use openclaw_gateway::cli::{Cli, Command, GatewayCommand};
+use openclaw_gateway::settings::{self, GatewayFlags};
+use openclaw_gateway::{Gateway, StartError, guard};
+use openclaw_profiles::ProfileName;
+use openclaw_profiles::paths::{EnvSnapshot, apply_cli_profile_env};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let profile = match profile_from(&cli) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("[openclaw] {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut env = EnvSnapshot::from_process();
+    if let Some(p) = &profile
+        && let Err(e) = apply_cli_profile_env(&mut env, p)
+    {
+        eprintln!("[openclaw] {e}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Gateway(args) => {
+            let run = match args.command {
+                Some(GatewayCommand::Run(run)) => run,
+                None => args.run,
+            };
+            match run_gateway(&run.to_flags(), &env) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("openclaw gateway: {e}");
+                    ExitCode::from(e.exit_code() as u8)
+                }
+            }
+        }
+    }
+}
+
+fn profile_from(cli: &Cli) -> Result<Option<ProfileName>, String> {
+    match (&cli.profile, cli.dev) {
+        (Some(p), false) => ProfileName::parse(p).map(Some).map_err(|e| e.to_string()),
+        (Some(p), true) if p != "dev" => Err("Cannot combine --dev with --profile".into()),
+        (_, true) => Ok(Some(
+            ProfileName::parse("dev").expect("dev is a valid name"),
+        )),
+        (None, false) => Ok(None),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => std::env::var("OPENCLAW_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+        1 => "debug".into(),
+        _ => "trace".into(),
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run_gateway(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<(), StartError> {
+    let settings = settings::resolve(flags, env)?;
+    let mut lock = guard::take_state_lock(&settings, openclaw_gateway::VERSION)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Config(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(async {
+        let listener = guard::bind_exclusive(&settings).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(format!("cannot read the bound address: {e}")))?;
+        lock.set_port(addr.port())
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        tracing::info!(
+            profile = %settings.paths.profile,
+            state_dir = %settings.paths.state_dir.display(),
+            pid = std::process::id(),
+            "listening on ws://{addr} (HTTP probes /healthz /readyz on the same port)"
+        );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let gw: Arc<Gateway> = Gateway::new(settings.clone(), shutdown);
+        openclaw_gateway::run(gw, listener)
+            .await
+            .map_err(|e| StartError::Bind(format!("server error: {e}")))
+    });
+    tracing::info!("gateway stopped");
+    drop(lock);
+    result
+}
+
+/// SIGTERM and SIGINT stop the gateway gracefully.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stopping");
+    shutdown.cancel();
+}

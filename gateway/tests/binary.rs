@@ -1,0 +1,186 @@
+//! The `openclaw` binary: the singleton guard's messages and exit code 78,
+//! refusals before binding, and a graceful stop on SIGTERM.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use openclaw_e2e::home::{Running, stderr};
+use openclaw_e2e::{TestHome, ports, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_openclaw");
+
+fn write_config(home: &TestHome, profile: &str, body: &str) {
+    let dir = home.state_dir(profile);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("openclaw.json"), body).unwrap();
+}
+
+fn gateway(home: &TestHome, profile: &str, args: &[&str]) -> Command {
+    let mut cmd = home.command(BIN);
+    cmd.args(["--profile", profile, "gateway"]).args(args);
+    cmd
+}
+
+fn live(port: u16) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.contains(r#"{"ok":true,"status":"live"}"#)
+}
+
+fn start_live(home: &TestHome, profile: &str, port: u16) -> Running {
+    write_config(
+        home,
+        profile,
+        &format!(r#"{{ gateway: {{ mode: "local", port: {port}, auth: {{ token: "t" }} }} }}"#),
+    );
+    let mut cmd = gateway(home, profile, &[]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "gateway answers /healthz", || {
+        live(port)
+    });
+    g
+}
+
+#[test]
+fn a_second_gateway_on_the_same_state_dir_exits_78() {
+    let home = TestHome::new();
+    let slot = ports::claim_slots(2);
+    let first = start_live(&home, "a", slot.nth(0));
+    // Same profile (same state dir), another port: the state lock refuses.
+    let out = gateway(&home, "a", &["--port", &slot.nth(1).to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "gateway already running (pid {}); lock timeout after 5000ms",
+            first.pid()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(live(slot.nth(0)), "the first gateway is unharmed");
+}
+
+#[test]
+fn a_second_gateway_on_the_same_port_exits_78() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let port = slot.base();
+    let _first = start_live(&home, "a", port);
+    write_config(
+        &home,
+        "b",
+        r#"{ gateway: { mode: "local", auth: { token: "u" } } }"#,
+    );
+    let out = gateway(&home, "b", &["--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "another gateway instance is already listening on ws://127.0.0.1:{port}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // The loser released its state lock on the way out.
+    assert!(
+        home.lock_holders().len() == 1,
+        "only the first gateway holds a lock"
+    );
+}
+
+#[test]
+fn refusals_exit_78_before_binding() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let port = slot.base().to_string();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "{}",
+            &["--port", &port],
+            "Gateway start blocked: set gateway.mode=local (current: unset)",
+        ),
+        (
+            r#"{gateway:{mode:"local"}}"#,
+            &["--port", &port, "--bind", "lan"],
+            "refusing to bind gateway to 0.0.0.0:",
+        ),
+        (
+            r#"{gateway:{mode:"local", port: "x"}}"#,
+            &["--port", &port],
+            "`gateway.port` must be a port number",
+        ),
+        ("{ gateway: ", &["--port", &port], "invalid JSON5 in "),
+    ];
+    for (config, args, want) in cases {
+        write_config(&home, "a", config);
+        let out = gateway(&home, "a", args).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{config}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{config}: {}", stderr(&out));
+        assert!(!live(slot.base()));
+    }
+}
+
+#[test]
+fn bad_profile_names_are_usage_errors() {
+    let home = TestHome::new();
+    let out = home
+        .command(BIN)
+        .args(["--profile", "a b", "gateway"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(r#"Invalid --profile (use letters, numbers, "_", "-" only)"#),
+        "{}",
+        stderr(&out)
+    );
+    let out = home
+        .command(BIN)
+        .args(["--dev", "--profile", "x", "gateway"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Cannot combine --dev with --profile"));
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_releases_the_lock() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let mut g = start_live(&home, "a", slot.base());
+    assert_eq!(home.lock_holders(), vec![g.pid()]);
+    g.signal(Signal::SIGTERM);
+    let status = g.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    assert!(home.lock_holders().is_empty());
+    assert!(!live(slot.base()));
+    // The next gateway on that state dir starts at once.
+    let _again = start_live(&home, "a", slot.base());
+}
+
+#[test]
+fn env_token_and_port_are_honoured() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    write_config(&home, "a", r#"{ gateway: { mode: "local" } }"#);
+    let mut cmd = gateway(&home, "a", &[]);
+    cmd.env("OPENCLAW_GATEWAY_PORT", slot.base().to_string())
+        .env("OPENCLAW_GATEWAY_TOKEN", "from-env")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "gateway on the env port", || {
+        live(slot.base())
+    });
+}

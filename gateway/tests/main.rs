@@ -1,0 +1,8 @@
+//! The gateway's integration tests: the protocol over a real WebSocket
+//! against an in-process server bound to 127.0.0.1:0 ([`ws`], [`http`]),
+//! and the `openclaw` binary's start-up guard and exit codes ([`binary`]).
+
+mod binary;
+mod http;
+mod support;
+mod ws;

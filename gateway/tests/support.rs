@@ -1,0 +1,177 @@
+//! An in-process gateway on 127.0.0.1:0 and a WebSocket client whose every
+//! received frame is validated against the protocol schema.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use openclaw_e2e::schema::{check_connect_params, check_frame};
+use openclaw_gateway::settings::{Auth, GatewaySettings};
+use openclaw_gateway::{Gateway, run};
+use openclaw_profiles::ProfileName;
+use openclaw_profiles::config::Secret;
+use openclaw_profiles::paths::ProfilePaths;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub(crate) const TOKEN: &str = "test-token-123";
+
+pub(crate) struct TestGateway {
+    pub(crate) addr: SocketAddr,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    pub(crate) async fn start(auth: Auth) -> Self {
+        Self::start_with_tick(auth, openclaw_gateway::protocol::TICK_INTERVAL).await
+    }
+
+    pub(crate) async fn start_with_tick(auth: Auth, tick: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let settings = GatewaySettings {
+            paths: ProfilePaths {
+                profile: ProfileName::parse("t").unwrap(),
+                config_path: state_dir.join("openclaw.json"),
+                state_dir,
+            },
+            port: 0,
+            bind_addr: "127.0.0.1".parse().unwrap(),
+            auth,
+            config: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let gw = Gateway::with_tick_interval(settings, shutdown.clone(), tick);
+        let task = tokio::spawn(run(gw, listener));
+        Self {
+            addr,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) async fn with_token() -> Self {
+        Self::start(Auth::Token(Secret::new(TOKEN))).await
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Opens a socket and returns it with the `connect.challenge` payload.
+    pub(crate) async fn open(&self) -> (Ws, Value) {
+        let (mut ws, _) = tokio_tungstenite::connect_async(self.url()).await.unwrap();
+        let challenge = recv(&mut ws).await;
+        assert_eq!(challenge["event"], "connect.challenge");
+        assert!(challenge.get("seq").is_none(), "challenge carries no seq");
+        let nonce = challenge["payload"]["nonce"].as_str().unwrap();
+        assert_eq!(nonce.len(), 36, "nonce is a uuid: {nonce}");
+        assert!(challenge["payload"]["ts"].is_u64());
+        (ws, challenge["payload"].clone())
+    }
+
+    /// Opens a socket and completes the handshake as `openclaw gateway call`.
+    pub(crate) async fn connected(&self) -> (Ws, Value) {
+        let (mut ws, _) = self.open().await;
+        send(&mut ws, &connect_frame("1", cli_params(Some(TOKEN)))).await;
+        let res = recv(&mut ws).await;
+        assert_eq!(res["ok"], true, "{res}");
+        (ws, res["payload"].clone())
+    }
+}
+
+/// The connect params `openclaw gateway call health` sends (transcript).
+pub(crate) fn cli_params(token: Option<&str>) -> Value {
+    let mut p = json!({
+        "minProtocol": 4, "maxProtocol": 4,
+        "client": {"id": "cli", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux",
+                   "mode": "cli", "instanceId": "3dddd640-85c1-4bc7-96f2-83d34d24f9b8"},
+        "caps": [], "role": "operator", "scopes": ["operator.read"]
+    });
+    if let Some(t) = token {
+        p["auth"] = json!({"token": t});
+    }
+    check_connect_params(&p);
+    p
+}
+
+pub(crate) fn connect_frame(id: &str, params: Value) -> Value {
+    json!({"type": "req", "id": id, "method": "connect", "params": params})
+}
+
+pub(crate) async fn send(ws: &mut Ws, frame: &Value) {
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn send_text(ws: &mut Ws, text: String) {
+    ws.send(Message::Text(text.into())).await.unwrap();
+}
+
+/// What the server sent next: a frame (schema-checked) or a close.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    Frame(Value),
+    Close(Option<(u16, String)>),
+}
+
+pub(crate) async fn next(ws: &mut Ws) -> Incoming {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("server answered within 10s");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).expect("server frames are JSON");
+                check_frame(&v);
+                return Incoming::Frame(v);
+            }
+            Some(Ok(Message::Close(c))) => {
+                return Incoming::Close(c.map(|c| (u16::from(c.code), c.reason.to_string())));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(other)) => panic!("unexpected message {other:?}"),
+            None | Some(Err(_)) => return Incoming::Close(None),
+        }
+    }
+}
+
+pub(crate) async fn recv(ws: &mut Ws) -> Value {
+    match next(ws).await {
+        Incoming::Frame(v) => v,
+        Incoming::Close(c) => panic!("socket closed ({c:?}) while a frame was expected"),
+    }
+}
+
+pub(crate) async fn expect_close(ws: &mut Ws) -> (u16, String) {
+    match next(ws).await {
+        Incoming::Close(Some(c)) => c,
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+/// A request on a connected socket; returns the `res` with that id.
+pub(crate) async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
+    send(
+        ws,
+        &json!({"type": "req", "id": id, "method": method, "params": params}),
+    )
+    .await;
+    loop {
+        let f = recv(ws).await;
+        if f["type"] == "res" && f["id"] == id {
+            return f;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The contract between `openclawctl` and `openclaw gateway`: env var names,
+//! exit codes, file names and the health probe bodies. The supervisor knows
+//! the gateway only through these and the gateway's argv.
+
+/// Exit code for configuration errors and lock or port conflicts
+/// (`EX_CONFIG`). systemd units carry `RestartPreventExitStatus=78`.
+pub const EX_CONFIG: i32 = 78;
+
+/// `OPENCLAW_HOME`: overrides the home directory for every OpenClaw path.
+pub const ENV_HOME: &str = "OPENCLAW_HOME";
+/// `OPENCLAW_PROFILE`: the active profile when `--profile` is not given.
+pub const ENV_PROFILE: &str = "OPENCLAW_PROFILE";
+/// `OPENCLAW_STATE_DIR`: the profile's state directory.
+pub const ENV_STATE_DIR: &str = "OPENCLAW_STATE_DIR";
+/// `OPENCLAW_CONFIG_PATH`: the profile's `openclaw.json`.
+pub const ENV_CONFIG_PATH: &str = "OPENCLAW_CONFIG_PATH";
+/// `OPENCLAW_GATEWAY_PORT`: the gateway's base port.
+pub const ENV_GATEWAY_PORT: &str = "OPENCLAW_GATEWAY_PORT";
+/// `OPENCLAW_GATEWAY_TOKEN`: shared-secret token auth.
+pub const ENV_GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
+/// `OPENCLAW_GATEWAY_PASSWORD`: shared-secret password auth.
+pub const ENV_GATEWAY_PASSWORD: &str = "OPENCLAW_GATEWAY_PASSWORD";
+/// `OPENCLAW_SUPERVISOR_MODE`: `external` when another supervisor owns the
+/// gateway's lifecycle.
+pub const ENV_SUPERVISOR_MODE: &str = "OPENCLAW_SUPERVISOR_MODE";
+
+/// Name of the config file inside a state dir.
+pub const CONFIG_FILE_NAME: &str = "openclaw.json";
+/// The default gateway port.
+pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+
+/// Body of a live `/health` and `/healthz` answer.
+pub const HEALTHZ_BODY: &str = r#"{"ok":true,"status":"live"}"#;
+
+/// Name of the gateway's stdout/stderr capture inside `<stateDir>/logs/`
+/// when `openclawctl` runs it.
+pub const SUPERVISED_LOG_FILE: &str = "gateway.log";

@@ -1,0 +1,95 @@
+//! Facts about other processes, read from the OS: liveness and start time.
+
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// True if a process with this pid exists and is not a zombie (it may
+/// belong to another user). A zombie has exited and only waits for its
+/// parent to reap it; it holds no locks, ports or files.
+pub fn pid_alive(pid: u32) -> bool {
+    if is_zombie(pid) {
+        return false;
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    match kill(Pid::from_raw(raw), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+/// True if `pid` is a zombie (Linux `/proc/<pid>/stat` state `Z`).
+pub fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|s| s == "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// The process's start time in clock ticks since boot (Linux
+/// `/proc/<pid>/stat` field 22), used to tell a recycled pid from the
+/// process that wrote a record. `None` where unavailable.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip to
+    // the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True if `pid` is alive and, when `expected_start` is known, is still the
+/// same process (not a recycled pid).
+pub fn same_process_alive(pid: u32, expected_start: Option<u64>) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match (expected_start, start_time(pid)) {
+        (Some(want), Some(got)) => want == got,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_with_a_start_time() {
+        let me = std::process::id();
+        assert!(pid_alive(me));
+        let st = start_time(me);
+        assert!(st.is_some());
+        assert!(same_process_alive(me, st));
+        assert!(!same_process_alive(me, st.map(|s| s + 1)));
+    }
+
+    #[test]
+    fn unreaped_exited_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_zombie(pid) {
+            assert!(std::time::Instant::now() < deadline, "child never exited");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn reaped_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+        assert!(!pid_alive(0));
+    }
+}

@@ -1,0 +1,108 @@
+//! The command line of `openclawctl` (clap derive, the "low" layer).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run many isolated OpenClaw gateways on one host, one per profile.
+#[derive(Debug, Parser)]
+#[command(name = "openclawctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list and show profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Start profiles' gateways and wait until they are ready.
+    Start(StartArgs),
+    /// Stop profiles' gateways (SIGTERM to the process group, then SIGKILL).
+    Stop(StopArgs),
+    /// Show every profile's state.
+    Status(StatusArgs),
+}
+
+/// `openclawctl profile ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile: state dir (0700), config with a generated token, a free port range.
+    Create {
+        /// Profile name (letters, digits, `_`, `-`).
+        name: String,
+        /// Base port (default: the first free range from 18789 in steps of 111).
+        #[arg(long)]
+        port: Option<u16>,
+        /// State dir (default ~/.openclaw-<name>).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Config file (default <state-dir>/openclaw.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List known profiles (created here or by `openclaw --profile`).
+    List {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one profile.
+    Show {
+        /// Profile name.
+        name: String,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which profiles a command targets.
+#[derive(Debug, Clone, Args)]
+pub struct Targets {
+    /// A profile (repeat for several).
+    #[arg(long = "profile", value_name = "NAME", required_unless_present = "all")]
+    pub profiles: Vec<String>,
+    /// Every known profile.
+    #[arg(long, conflicts_with = "profiles")]
+    pub all: bool,
+}
+
+/// `openclawctl start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Profiles to start.
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Seconds to wait for /readyz.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub wait: u64,
+    /// Return right after spawning.
+    #[arg(long, conflicts_with = "wait")]
+    pub no_wait: bool,
+}
+
+/// `openclawctl stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Profiles to stop.
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// `openclawctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only these profiles (repeatable; default all).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,82 @@
+//! `openclawctl`: parses arguments, runs the command, maps the outcome to
+//! an exit code (0 ok, 1 problem found, 2 usage/internal, 78 conflict).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use openclawctl::cli::{Cli, Command, ProfileCommand, Targets};
+use openclawctl::context::Context;
+use openclawctl::lifecycle::{self, StartOptions};
+use openclawctl::profile_cmd::{self, CreateOptions};
+use openclawctl::{CmdResult, Failure, status};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("openclawctl: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn names(ctx: &Context, t: &Targets) -> Vec<String> {
+    if t.all {
+        ctx.registry
+            .list()
+            .into_iter()
+            .map(|k| k.paths.profile.to_string())
+            .collect()
+    } else {
+        t.profiles.clone()
+    }
+}
+
+fn run(cli: Cli) -> CmdResult {
+    let mut ctx = Context::load()?;
+    match cli.command {
+        Command::Profile(ProfileCommand::Create {
+            name,
+            port,
+            state_dir,
+            config,
+        }) => profile_cmd::create(
+            &mut ctx,
+            &name,
+            &CreateOptions {
+                port,
+                state_dir,
+                config,
+            },
+        ),
+        Command::Profile(ProfileCommand::List { json }) => profile_cmd::list(&ctx, json),
+        Command::Profile(ProfileCommand::Show { name, json }) => {
+            profile_cmd::show(&ctx, &name, json)
+        }
+        Command::Start(args) => {
+            let targets = names(&ctx, &args.targets);
+            if targets.is_empty() {
+                return Err(Failure::usage(
+                    "no profiles to start: create one with `openclawctl profile create <name>`",
+                ));
+            }
+            lifecycle::start(
+                &ctx,
+                &targets,
+                &StartOptions {
+                    wait: Duration::from_secs(args.wait),
+                    no_wait: args.no_wait,
+                },
+            )
+        }
+        Command::Stop(args) => {
+            let targets = names(&ctx, &args.targets);
+            lifecycle::stop(&ctx, &targets, Duration::from_secs(args.timeout))
+        }
+        Command::Status(args) => status::status(&ctx, &args.profiles, args.json),
+    }
+}

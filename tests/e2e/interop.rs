@@ -1,0 +1,98 @@
+//! The real OpenClaw CLI (npm `openclaw`) as a client of a gateway started
+//! by `openclawctl`. The CLI reaches for the internet on its own, so these
+//! tests refuse to run outside a loopback-only network namespace
+//! (`shared/tools/openclaw-cli/offline.sh`, which `scripts/test` uses).
+
+use std::process::Output;
+
+use openclaw_e2e::home::{stderr, stdout};
+use openclaw_e2e::{TestHome, bins, ports};
+use serde_json::Value;
+
+use crate::skeleton::create_and_start;
+
+/// Panics unless this process can only reach loopback.
+fn assert_offline() {
+    // /proc/self/net follows this process's network namespace (sysfs does not).
+    let dev = std::fs::read_to_string("/proc/self/net/dev").expect("read /proc/self/net/dev");
+    let ifaces: Vec<String> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|i| i.trim().to_string()))
+        .collect();
+    assert!(
+        ifaces.iter().all(|i| i == "lo"),
+        "the real OpenClaw CLI only runs in a loopback-only network namespace, but this one has {ifaces:?}; \
+         run the suite with scripts/test (or under shared/tools/openclaw-cli/offline.sh)"
+    );
+}
+
+/// Runs the real CLI with a throwaway client home inside `home`.
+fn real_cli(home: &TestHome, args: &[&str]) -> Output {
+    assert_offline();
+    let cli_home = home.path().join("cli");
+    let state = cli_home.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    home.command(bins::real_openclaw_cli())
+        .env("HOME", &cli_home)
+        .env("OPENCLAW_STATE_DIR", &state)
+        .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
+        .args(args)
+        .output()
+        .expect("run the real OpenClaw CLI")
+}
+
+fn token_of(home: &TestHome, name: &str) -> String {
+    let cfg = openclaw_profiles::config::load_config(&home.state_dir(name).join("openclaw.json"))
+        .unwrap()
+        .unwrap();
+    cfg.gateway.auth.token.unwrap().expose().to_string()
+}
+
+#[test]
+fn real_cli_gateway_call_health_against_a_started_profile() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let s = create_and_start(&home, "a", slot.base());
+    assert_eq!(s["healthy"], true);
+    let url = format!("ws://127.0.0.1:{}", slot.base());
+    let token = token_of(&home, "a");
+
+    let out = real_cli(
+        &home,
+        &[
+            "gateway", "call", "health", "--url", &url, "--token", &token, "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let health: Value =
+        serde_json::from_str(&stdout(&out)).expect("the CLI printed our health JSON");
+    assert_eq!(health["ok"], true);
+    assert_eq!(health["defaultAgentId"], "main");
+    let sessions = health["sessions"]["path"].as_str().unwrap();
+    assert!(
+        sessions.starts_with(home.state_dir("a").to_str().unwrap()),
+        "{sessions}"
+    );
+
+    // A wrong token: exit 1 and the real gateway's message.
+    let out = real_cli(
+        &home,
+        &[
+            "gateway", "call", "health", "--url", &url, "--token", "WRONG", "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        err["error"]["message"],
+        "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)"
+    );
+    assert_eq!(err["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+}

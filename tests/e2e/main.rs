@@ -1,0 +1,6 @@
+//! End-to-end scenarios across the real `openclawctl` and `openclaw`
+//! binaries (built beforehand with `cargo build --workspace --bins`), and
+//! the real OpenClaw CLI as a client of our gateway ([`interop`]).
+
+mod interop;
+mod skeleton;

@@ -1,0 +1,173 @@
+//! A throwaway home for one test: `HOME`, state dirs and `openclawctl`'s
+//! registry all live in a temp dir, the environment handed to children is
+//! scrubbed of the machine's `OPENCLAW_*` variables, and dropping the home
+//! kills every gateway that still holds a state lock inside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::{Pid, getpgid};
+use openclaw_profiles::lock::{self, LockState};
+
+/// A temp home; see the module docs.
+#[derive(Debug)]
+pub struct TestHome {
+    dir: tempfile::TempDir,
+    extra_pids: Vec<u32>,
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHome {
+    /// A new, empty home.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("openclaw-test-")
+                .tempdir()
+                .expect("tempdir"),
+            extra_pids: Vec::new(),
+        }
+    }
+
+    /// The home directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `<home>/.openclaw-<name>`.
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.path().join(format!(".openclaw-{name}"))
+    }
+
+    /// A command with this home and nothing of the machine's OpenClaw env.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("OPENCLAW_") || k.starts_with("OPENCLAWCTL_") || k == "XDG_CONFIG_HOME"
+            {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("HOME", self.path()).current_dir(self.path());
+        cmd
+    }
+
+    /// Runs `openclawctl args...` to completion.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.command(crate::bins::openclawctl())
+            .args(args)
+            .output()
+            .expect("run openclawctl")
+    }
+
+    /// Remembers a pid to kill on drop (a gateway spawned by the test).
+    pub fn track(&mut self, pid: u32) {
+        self.extra_pids.push(pid);
+    }
+
+    /// Pids holding a state lock of any profile dir in this home.
+    pub fn lock_holders(&self) -> Vec<u32> {
+        let Ok(dir) = std::fs::read_dir(self.path()) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".openclaw"))
+            .filter_map(|e| {
+                let tmp = e.path().join("tmp");
+                let uid_dir = std::fs::read_dir(tmp).ok()?.flatten().next()?.path();
+                match lock::inspect(&uid_dir.join("gateway.state.lock")) {
+                    Ok(LockState::Held(Some(o))) => Some(o.pid),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        let mut pids = self.lock_holders();
+        pids.extend(self.extra_pids.iter().copied());
+        for pid in pids {
+            let p = Pid::from_raw(pid as i32);
+            match getpgid(Some(p)) {
+                Ok(g) if g == p => {
+                    let _ = killpg(g, Signal::SIGKILL);
+                }
+                _ => {
+                    let _ = kill(p, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// stdout of an output as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr of an output as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A child process the test spawned itself (e.g. `openclaw gateway`), in its
+/// own process group; dropping it kills the group and reaps the child.
+#[derive(Debug)]
+pub struct Running {
+    /// The child.
+    pub child: std::process::Child,
+}
+
+impl Running {
+    /// Spawns `cmd` in a new process group.
+    pub fn spawn(mut cmd: Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        Self {
+            child: cmd.spawn().expect("spawn child"),
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` to the child's group.
+    pub fn signal(&self, sig: Signal) {
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), sig);
+    }
+
+    /// Waits for exit with a deadline; panics after `limit`.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child did not exit within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
