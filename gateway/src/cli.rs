@@ -10,7 +10,7 @@ use crate::settings::GatewayFlags;
 #[derive(Debug, Parser)]
 #[command(name = "openclaw", version = crate::VERSION, about, propagate_version = true)]
 pub struct Cli {
-    /// Run as this profile (state dir ~/.openclaw-<name>); also OPENCLAW_PROFILE.
+    /// Run as this profile (state dir ~/.openclaw-NAME); also OPENCLAW_PROFILE.
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
     /// Shortcut for --profile dev (port 19001 unless OPENCLAW_GATEWAY_PORT is set).

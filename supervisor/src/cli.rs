@@ -37,10 +37,10 @@ pub enum ProfileCommand {
         /// Base port (default: the first free range from 18789 in steps of 111).
         #[arg(long)]
         port: Option<u16>,
-        /// State dir (default ~/.openclaw-<name>).
+        /// State dir (default ~/.openclaw-NAME).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Config file (default <state-dir>/openclaw.json).
+        /// Config file (default STATE_DIR/openclaw.json).
         #[arg(long)]
         config: Option<PathBuf>,
     },
