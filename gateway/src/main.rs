@@ -11,6 +11,7 @@ use openclaw_gateway::cli::{Cli, Command, GatewayCommand};
 use openclaw_gateway::settings::{self, GatewayFlags};
 use openclaw_gateway::{Gateway, StartError, guard};
 use openclaw_profiles::ProfileName;
+use openclaw_profiles::contract::ENV_LIFELINE;
 use openclaw_profiles::paths::{EnvSnapshot, apply_cli_profile_env};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -71,6 +72,9 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr (a keeper that died) must not turn every log line
+        // into a panic: tracing's own error report uses eprintln!.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -97,6 +101,9 @@ fn run_gateway(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<(), StartError
         );
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        if env.get(ENV_LIFELINE) == Some("stdin") {
+            stop_when_stdin_closes(shutdown.clone());
+        }
         let gw: Arc<Gateway> = Gateway::new(settings.clone(), shutdown);
         openclaw_gateway::run(gw, listener)
             .await
@@ -105,6 +112,20 @@ fn run_gateway(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<(), StartError
     tracing::info!("gateway stopped");
     drop(lock);
     result
+}
+
+/// Under `openclawctl`'s keeper, stdin is a pipe the keeper holds open: EOF
+/// means the keeper is gone, and an unsupervised gateway stops.
+fn stop_when_stdin_closes(shutdown: CancellationToken) {
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 256];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+        // Stop first: the keeper that read our stderr is gone too, so the
+        // log line below may have nowhere to go.
+        shutdown.cancel();
+        tracing::warn!("supervisor lifeline closed (keeper gone); stopping");
+    });
 }
 
 /// SIGTERM and SIGINT stop the gateway gracefully.

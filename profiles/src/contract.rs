@@ -35,3 +35,9 @@ pub const HEALTHZ_BODY: &str = r#"{"ok":true,"status":"live"}"#;
 /// Name of the gateway's stdout/stderr capture inside `<stateDir>/logs/`
 /// when `openclawctl` runs it.
 pub const SUPERVISED_LOG_FILE: &str = "gateway.log";
+
+/// `OPENCLAWCTL_LIFELINE=stdin`: set by `openclawctl`'s keeper on the
+/// gateway it runs. The gateway then treats end-of-file on stdin (the
+/// keeper's end of a pipe) as a stop request, so a keeper that dies,
+/// even by SIGKILL, never leaves its gateway running unsupervised.
+pub const ENV_LIFELINE: &str = "OPENCLAWCTL_LIFELINE";

@@ -19,6 +19,7 @@ pub mod name;
 pub mod paths;
 pub mod ports;
 pub mod process;
+pub mod purge;
 pub mod registry;
 pub mod token;
 

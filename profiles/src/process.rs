@@ -57,9 +57,82 @@ pub fn same_process_alive(pid: u32, expected_start: Option<u64>) -> bool {
     }
 }
 
+/// The command line of `pid`, arguments joined by spaces (Linux), e.g.
+/// `openclaw --profile a gateway run --port 18789`.
+pub fn cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let parts: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// `pid 1234 (cmdline)` for messages that name an owner.
+pub fn describe(pid: u32) -> String {
+    match cmdline(pid) {
+        Some(c) => format!("pid {pid} ({c})"),
+        None => format!("pid {pid}"),
+    }
+}
+
+/// The pid of a process listening on TCP `port` (any local address), found
+/// through `/proc/net/tcp{,6}` and the socket inodes in `/proc/<pid>/fd`
+/// (Linux; `None` elsewhere or when the owner is not visible to us).
+pub fn port_owner(port: u16) -> Option<u32> {
+    let want = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is f[1], st is f[3] (0A = LISTEN), inode is f[9]
+            if f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && inodes.iter().any(|i| target.as_os_str() == i.as_str())
+            {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_owner_of_a_listening_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(port_owner(port), Some(std::process::id()));
+        assert!(describe(std::process::id()).starts_with(&format!("pid {} (", std::process::id())));
+        drop(l);
+        assert_eq!(port_owner(port), None);
+    }
 
     #[test]
     fn own_process_is_alive_with_a_start_time() {

@@ -23,8 +23,33 @@ pub enum Command {
     Start(StartArgs),
     /// Stop profiles' gateways (SIGTERM to the process group, then SIGKILL).
     Stop(StopArgs),
+    /// Restart profiles' gateways (a fresh gateway; backoff and crash-loop counters reset).
+    Restart(StartArgs),
     /// Show every profile's state.
     Status(StatusArgs),
+    /// Show a profile's gateway log.
+    Logs(LogsArgs),
+    /// Run the keeper of one profile (started by `start`; not for direct use).
+    #[command(hide = true)]
+    Keep {
+        /// The profile to keep running.
+        #[arg(long)]
+        profile: String,
+    },
+}
+
+/// `openclawctl logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: String,
+    /// Lines to show.
+    #[arg(short = 'n', long = "lines", default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 /// `openclawctl profile ...`.
@@ -49,6 +74,17 @@ pub enum ProfileCommand {
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
+    },
+    /// Forget a profile (its files stay unless --purge --force).
+    Rm {
+        /// Profile name.
+        name: String,
+        /// Also delete the state dir (and a config kept outside it).
+        #[arg(long)]
+        purge: bool,
+        /// Confirm --purge.
+        #[arg(long, requires = "purge")]
+        force: bool,
     },
     /// Show one profile.
     Show {

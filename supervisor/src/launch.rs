@@ -1,20 +1,15 @@
-//! Spawning a profile's gateway detached from the terminal: its own process
-//! group (so terminal signals and `stop` reach it and its children as a
-//! group), stdin from `/dev/null`, stdout and stderr appended to
-//! `<stateDir>/logs/gateway.log`, and exactly the profile's environment.
+//! Spawning processes: the keeper (`openclawctl keep --profile p`, detached,
+//! silent) and, from the keeper, the gateway (its own process group, the
+//! profile's exact environment, stdin as the lifeline, output piped back to
+//! the keeper for the rotating log).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use openclaw_profiles::atomic::{create_private_dir, open_private_append, write_atomic};
-use openclaw_profiles::contract::{ENV_SUPERVISOR_MODE, SUPERVISED_LOG_FILE};
-use openclaw_profiles::lock::now_ms;
+use openclaw_profiles::contract::{ENV_LIFELINE, ENV_SUPERVISOR_MODE, SUPERVISED_LOG_FILE};
 use openclaw_profiles::paths::{EnvSnapshot, ProfilePaths};
 use openclaw_profiles::registry::child_env;
-
-use crate::Failure;
-use crate::facts::{LaunchRecord, launch_record_path};
 
 /// `OPENCLAWCTL_GATEWAY_BIN`: the gateway binary to run.
 pub const ENV_GATEWAY_BIN: &str = "OPENCLAWCTL_GATEWAY_BIN";
@@ -36,74 +31,48 @@ pub fn gateway_binary(env: &EnvSnapshot) -> PathBuf {
     PathBuf::from("openclaw")
 }
 
-/// The log file a supervised gateway writes to.
+/// The log file a supervised gateway's output goes to.
 pub fn log_path(paths: &ProfilePaths) -> PathBuf {
     paths.logs_dir().join(SUPERVISED_LOG_FILE)
 }
 
-/// Spawns the gateway for `paths` on `port` and records the launch.
-pub fn spawn_gateway(env: &EnvSnapshot, paths: &ProfilePaths, port: u16) -> Result<Child, Failure> {
-    let bin = gateway_binary(env);
-    create_private_dir(&paths.logs_dir()).map_err(|e| {
-        Failure::problem(format!("cannot create {}: {e}", paths.logs_dir().display()))
-    })?;
-    let log = log_path(paths);
-    let out = open_private_append(&log)
-        .map_err(|e| Failure::problem(format!("cannot open {}: {e}", log.display())))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| Failure::problem(format!("cannot open {}: {e}", log.display())))?;
+/// Spawns `openclawctl keep --profile <name>`: no terminal, no output (the
+/// keeper writes its own log), our environment.
+pub fn spawn_keeper(env: &EnvSnapshot, profile: &str) -> std::io::Result<Child> {
+    let me = std::env::current_exe()?;
+    Command::new(me)
+        .args(["keep", "--profile", profile])
+        .env_clear()
+        .envs(env.iter())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
 
-    let mut child_vars = child_env(env, paths);
+/// The command that runs a profile's gateway under a keeper.
+pub fn gateway_command(env: &EnvSnapshot, paths: &ProfilePaths, port: u16) -> Command {
+    let mut vars = child_env(env, paths);
     // We own this gateway's lifecycle (supervisor spec §4.4).
-    child_vars.set(ENV_SUPERVISOR_MODE, "external");
-    child_vars.set("OPENCLAW_SERVICE_REPAIR_POLICY", "external");
-
-    let mut cmd = Command::new(&bin);
+    vars.set(ENV_SUPERVISOR_MODE, "external");
+    vars.set("OPENCLAW_SERVICE_REPAIR_POLICY", "external");
+    vars.set(ENV_LIFELINE, "stdin");
+    let mut cmd = Command::new(gateway_binary(env));
     if !paths.profile.is_default() {
         cmd.args(["--profile", paths.profile.as_str()]);
     }
     cmd.args(["gateway", "run", "--port", &port.to_string()])
         .env_clear()
-        .envs(child_vars.iter())
+        .envs(vars.iter())
         .current_dir(existing_dir(&paths.state_dir))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0);
-    let child = cmd.spawn().map_err(|e| {
-        Failure::usage(format!(
-            "cannot run gateway binary {}: {e}; build it with `cargo build --release` or set {ENV_GATEWAY_BIN}",
-            bin.display()
-        ))
-    })?;
-    let record = LaunchRecord {
-        pid: child.id(),
-        start_time: openclaw_profiles::process::start_time(child.id()),
-        started_at: now_ms(),
-    };
-    let rec_path = launch_record_path(paths);
-    if let Some(dir) = rec_path.parent() {
-        let _ = create_private_dir(dir);
-    }
-    let json = serde_json::to_vec_pretty(&record).expect("launch record serializes");
-    write_atomic(&rec_path, &json, 0o600)
-        .map_err(|e| Failure::problem(format!("cannot write {}: {e}", rec_path.display())))?;
-    Ok(child)
+    cmd
 }
 
 fn existing_dir(dir: &Path) -> &Path {
     if dir.is_dir() { dir } else { Path::new("/") }
-}
-
-/// The last `n` lines of a file (empty if unreadable).
-pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
 }

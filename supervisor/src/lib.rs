@@ -2,9 +2,12 @@
 //! profile.
 //!
 //! One module per command group: [`profile_cmd`] (`profile create|list|
-//! show`), [`lifecycle`] (`start`, `stop`), [`status`]. Shared pieces:
-//! [`context`] (the environment and registry every command resolves once),
-//! [`launch`] (spawning a gateway detached), [`probe`] (loopback HTTP
+//! show|rm`), [`lifecycle`] (`start`, `stop`, `restart`), [`status`],
+//! [`logs_cmd`], and [`keeper`], the small process that supervises one
+//! profile's gateway. Shared pieces: [`context`] (the environment and
+//! registry every command resolves once), [`launch`] (spawning keepers and
+//! gateways), [`policy`] (restart policy), [`supervision`] (the keeper's
+//! record and lock), [`logfile`] (rotating log), [`probe`] (loopback HTTP
 //! probes), [`facts`] (what is true about one profile right now).
 //!
 //! The supervisor knows the gateway only through the `openclaw-profiles`
@@ -13,11 +16,16 @@
 pub mod cli;
 pub mod context;
 pub mod facts;
+pub mod keeper;
 pub mod launch;
 pub mod lifecycle;
+pub mod logfile;
+pub mod logs_cmd;
+pub mod policy;
 pub mod probe;
 pub mod profile_cmd;
 pub mod status;
+pub mod supervision;
 
 /// A command's failure with the exit code it maps to.
 #[derive(Debug)]

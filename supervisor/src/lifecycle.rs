@@ -1,33 +1,36 @@
-//! `openclawctl start` and `stop`.
+//! `openclawctl start`, `stop` and `restart`.
 //!
-//! `start` refuses before spawning anything when the profile's state dir is
-//! owned by a live process or its port is taken, spawns the gateway
-//! detached ([`crate::launch`]) and waits for `/readyz`. `stop` signals the
-//! lock holder's whole process group with SIGTERM, waits for the lock to be
-//! released and the process to exit, and escalates to SIGKILL after the
-//! timeout.
+//! `start` spawns a keeper per profile ([`crate::keeper`]) and waits for all
+//! of them at once until each gateway answers `/readyz`, reporting the
+//! keeper's verdict (conflict, crash loop) with the last log lines when one
+//! fails. `stop` asks the keeper to stop (SIGTERM), waits up to `--timeout`
+//! for the gateway to exit, then kills its process group. `restart` asks a
+//! running keeper for a fresh gateway (SIGHUP), or starts the profile.
 
 use std::io::{IsTerminal, Write};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgid};
 use openclaw_profiles::lock::{self, LockState};
 use openclaw_profiles::paths::ProfilePaths;
-use openclaw_profiles::ports::is_port_free;
-use openclaw_profiles::process::{pid_alive, same_process_alive};
+use openclaw_profiles::process::{describe, pid_alive, same_process_alive};
 
 use crate::context::Context;
 use crate::facts::{self, Holder};
-use crate::launch::{log_path, spawn_gateway, tail_lines};
+use crate::keeper::EXIT_ALREADY_SUPERVISED;
+use crate::launch::{log_path, spawn_keeper};
+use crate::logfile::tail_lines;
+use crate::supervision::{self, State, read_record, write_record};
 use crate::{CmdResult, Failure, probe};
 
 /// How often waits poll.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(20);
 /// Log lines shown when a start fails.
-const LOG_LINES_ON_FAILURE: usize = 20;
+const LOG_LINES_ON_FAILURE: usize = 15;
 
-/// Options of `start`.
+/// Options of `start` and `restart`.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
     /// How long to wait for `/readyz`.
@@ -36,187 +39,371 @@ pub struct StartOptions {
     pub no_wait: bool,
 }
 
-/// `openclawctl start` for each named profile, in order.
-pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult {
-    let mut first_failure = None;
-    for name in names {
-        if let Err(f) = start_one(ctx, name, opts) {
-            eprintln!("openclawctl: {}", f.message);
-            first_failure.get_or_insert(Failure {
-                code: f.code,
-                message: String::new(),
-            });
-        }
-    }
-    first_failure.map_or(Ok(()), Err)
+/// A profile `start` or `restart` waits for.
+struct Pending {
+    paths: ProfilePaths,
+    keeper: Option<Child>,
+    /// For `restart`: the gateway pid that must be replaced.
+    replaced_pid: Option<u32>,
+    verb: &'static str,
 }
 
-fn start_one(ctx: &Context, name: &str, opts: &StartOptions) -> CmdResult {
+fn report(failures: Vec<Failure>) -> CmdResult {
+    let mut worst: Option<u8> = None;
+    for f in &failures {
+        eprintln!("openclawctl: {}", f.message);
+        // A conflict (78) wins over a plain problem (1).
+        worst = Some(worst.map_or(f.code, |w| if f.code == 78 { 78 } else { w }));
+    }
+    worst.map_or(Ok(()), |code| {
+        Err(Failure {
+            code,
+            message: String::new(),
+        })
+    })
+}
+
+/// `openclawctl start` for each named profile.
+pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult {
+    let mut pending = Vec::new();
+    let mut failures = Vec::new();
+    for name in names {
+        match launch(ctx, name) {
+            Ok(Some(p)) => pending.push(p),
+            Ok(None) => {}
+            Err(f) => failures.push(f),
+        }
+    }
+    if opts.no_wait {
+        for p in &pending {
+            println!("starting profile `{}`", p.paths.profile);
+        }
+    } else {
+        failures.extend(wait_all(pending, opts.wait));
+    }
+    report(failures)
+}
+
+/// Spawns a keeper for `name` unless one runs; `None` when nothing is left
+/// to wait for.
+fn launch(ctx: &Context, name: &str) -> Result<Option<Pending>, Failure> {
     let paths = ctx.known_profile(name)?;
-    let name = paths.profile.as_str();
     let facts = facts::gather(&paths);
-    match &facts.holder {
-        Holder::Known(o) if facts.live => {
+    if facts.supervised {
+        let state = facts
+            .record
+            .as_ref()
+            .map_or("starting", |r| r.state.as_str());
+        if facts.live {
             println!(
-                "profile `{name}` is already running (pid {}, port {})",
-                o.pid,
+                "profile `{}` is already running (pid {}, port {})",
+                paths.profile,
+                facts.gateway_pid().map_or("?".into(), |p| p.to_string()),
                 facts.serving_port().map_or("?".into(), |p| p.to_string())
             );
-            return Ok(());
+            return Ok(None);
         }
-        Holder::Known(o) => {
-            return Err(Failure::conflict(format!(
-                "cannot start profile `{name}`: its state dir {} is owned by pid {} (profile `{}`, {}), which does not answer /healthz{}; stop it with `openclawctl stop --profile {name}`",
-                paths.state_dir.display(),
-                o.pid,
-                o.profile.as_deref().unwrap_or("?"),
-                if facts.launched_by_us {
-                    "started by openclawctl"
-                } else {
-                    "not started by openclawctl"
-                },
-                o.port.map_or(String::new(), |p| format!(" on port {p}")),
-            )));
-        }
-        Holder::Unknown => {
-            return Err(Failure::conflict(format!(
-                "cannot start profile `{name}`: its state dir {} is locked by a live process that left no owner record",
-                paths.state_dir.display()
-            )));
-        }
-        Holder::None => {}
+        println!(
+            "profile `{}` is already supervised ({state}); waiting for it",
+            paths.profile
+        );
+        return Ok(Some(Pending {
+            paths,
+            keeper: None,
+            replaced_pid: None,
+            verb: "started",
+        }));
     }
-    let port = facts
-        .port
-        .map_err(|e| Failure::conflict(format!("cannot start profile `{name}`: {e}")))?;
-    if !is_port_free(port) {
-        return Err(Failure::conflict(format!(
-            "cannot start profile `{name}`: port {port} is already in use by another process; stop that process or give the profile another port (gateway.port in {})",
-            paths.config_path.display()
-        )));
+    let keeper = spawn_keeper(&ctx.env, paths.profile.as_str()).map_err(|e| {
+        Failure::usage(format!(
+            "cannot spawn the keeper of profile `{}`: {e}",
+            paths.profile
+        ))
+    })?;
+    Ok(Some(Pending {
+        paths,
+        keeper: Some(keeper),
+        replaced_pid: None,
+        verb: "started",
+    }))
+}
+
+fn failure_with_log(paths: &ProfilePaths, code: u8, head: String) -> Failure {
+    let lines = tail_lines(&log_path(paths), LOG_LINES_ON_FAILURE);
+    let tail = if lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nlast log lines ({}):\n  {}",
+            log_path(paths).display(),
+            lines.join("\n  ")
+        )
+    };
+    Failure {
+        code,
+        message: format!("{head}{tail}"),
     }
-    let mut child = spawn_gateway(&ctx.env, &paths, port)?;
-    let pid = child.id();
-    if opts.no_wait {
-        println!("starting profile `{name}` (pid {pid}, port {port})");
-        return Ok(());
-    }
-    let mut progress = Progress::new(name);
-    let deadline = Instant::now() + opts.wait;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            progress.finish();
-            let lines = tail_lines(&log_path(&paths), LOG_LINES_ON_FAILURE).join("\n");
-            let msg = format!(
-                "gateway of profile `{name}` exited during start ({status}); last log lines:\n{lines}"
-            );
-            return Err(match status.code() {
-                Some(78) => Failure::conflict(msg),
-                _ => Failure::problem(msg),
+}
+
+/// What one pending profile is doing right now.
+enum Progress {
+    Waiting,
+    Ready(u32, u16),
+    Failed(Failure),
+}
+
+fn poll(p: &mut Pending) -> Progress {
+    let name = p.paths.profile.to_string();
+    if let Some(child) = &mut p.keeper
+        && let Ok(Some(status)) = child.try_wait()
+    {
+        p.keeper = None;
+        if status.code() != Some(i32::from(EXIT_ALREADY_SUPERVISED)) {
+            let rec = read_record(&p.paths);
+            let why = rec
+                .as_ref()
+                .and_then(|r| r.last_error.clone())
+                .unwrap_or_default();
+            return Progress::Failed(match rec.map(|r| r.state) {
+                Some(State::Conflict) => failure_with_log(
+                    &p.paths,
+                    78,
+                    format!("cannot start profile `{name}`: {why}"),
+                ),
+                Some(State::Failed) => {
+                    failure_with_log(&p.paths, 1, format!("profile `{name}` failed: {why}"))
+                }
+                _ => failure_with_log(
+                    &p.paths,
+                    1,
+                    format!("the keeper of profile `{name}` exited ({status})"),
+                ),
             });
         }
-        if probe::is_ready(port, facts::PROBE_TIMEOUT) {
-            progress.finish();
-            println!("started profile `{name}` (pid {pid}, port {port})");
-            return Ok(());
+        // Lost a start race: another keeper supervises; wait for it.
+    }
+    if p.keeper.is_none() && !supervision::keeper_alive(&p.paths) {
+        let rec = read_record(&p.paths);
+        let why = rec
+            .as_ref()
+            .and_then(|r| r.last_error.clone())
+            .unwrap_or_default();
+        let code = if rec.map(|r| r.state) == Some(State::Conflict) {
+            78
+        } else {
+            1
+        };
+        return Progress::Failed(failure_with_log(
+            &p.paths,
+            code,
+            format!("profile `{name}` is not running: {why}"),
+        ));
+    }
+    let Some(rec) = read_record(&p.paths) else {
+        return Progress::Waiting;
+    };
+    // Trust only a record written by the keeper that runs now: ours if we
+    // spawned one, else a live one (a dead keeper's record is stale).
+    let current = match &p.keeper {
+        Some(child) => rec.keeper_pid == child.id(),
+        None => supervision::keeper_alive(&p.paths) && pid_alive(rec.keeper_pid),
+    };
+    if !current {
+        return Progress::Waiting;
+    }
+    match (rec.gateway_pid, rec.state) {
+        // Ready once the keeper itself saw it healthy, and `/readyz` agrees.
+        (Some(pid), State::Running)
+            if Some(pid) != p.replaced_pid && probe::is_ready(rec.port, facts::PROBE_TIMEOUT) =>
+        {
+            Progress::Ready(pid, rec.port)
         }
-        if Instant::now() >= deadline {
-            progress.finish();
-            let lines = tail_lines(&log_path(&paths), LOG_LINES_ON_FAILURE).join("\n");
-            // Do not leave a half-started gateway behind.
-            let _ = terminate(pid, Duration::from_secs(5));
-            let _ = child.wait();
-            return Err(Failure::problem(format!(
-                "profile `{name}` did not become ready within {}s and was stopped; last log lines:\n{lines}",
-                opts.wait.as_secs()
-            )));
-        }
-        progress.tick();
-        std::thread::sleep(POLL);
+        _ => Progress::Waiting,
     }
 }
 
-/// A dot per second on a terminal's stderr while waiting.
-struct Progress {
-    tty: bool,
-    started: Instant,
-    dots: u64,
-}
-
-impl Progress {
-    fn new(name: &str) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        if tty {
-            eprint!("starting profile `{name}` ");
-        }
-        Self {
-            tty,
-            started: Instant::now(),
-            dots: 0,
-        }
+/// Waits for every pending profile at once.
+fn wait_all(mut pending: Vec<Pending>, limit: Duration) -> Vec<Failure> {
+    let tty = std::io::stderr().is_terminal() && !pending.is_empty();
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut dots = 0;
+    if tty {
+        eprint!("waiting for {} profile(s) to become ready ", pending.len());
     }
-    fn tick(&mut self) {
-        let secs = self.started.elapsed().as_secs();
-        if self.tty && secs > self.dots {
-            self.dots = secs;
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for mut p in pending {
+            match poll(&mut p) {
+                Progress::Waiting => still.push(p),
+                Progress::Ready(pid, port) => {
+                    if tty {
+                        eprintln!();
+                    }
+                    println!(
+                        "{} profile `{}` (pid {pid}, port {port})",
+                        p.verb, p.paths.profile
+                    );
+                }
+                Progress::Failed(f) => failures.push(f),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if started.elapsed() >= limit {
+            for p in &pending {
+                failures.push(failure_with_log(
+                    &p.paths,
+                    1,
+                    format!(
+                        "profile `{}` did not become ready within {}s; its keeper keeps trying (`openclawctl status`, `openclawctl logs --profile {}`)",
+                        p.paths.profile,
+                        limit.as_secs(),
+                        p.paths.profile
+                    ),
+                ));
+            }
+            break;
+        }
+        if tty && started.elapsed().as_secs() > dots {
+            dots = started.elapsed().as_secs();
             eprint!(".");
             let _ = std::io::stderr().flush();
         }
+        std::thread::sleep(POLL);
     }
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
+    if tty {
+        eprintln!();
+    }
+    failures
+}
+
+/// `openclawctl restart`: a running keeper gets SIGHUP (a fresh gateway,
+/// backoff and crash-loop counters reset); anything else is started.
+pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult {
+    let mut pending = Vec::new();
+    let mut failures = Vec::new();
+    for name in names {
+        let paths = match ctx.known_profile(name) {
+            Ok(p) => p,
+            Err(f) => {
+                failures.push(f);
+                continue;
+            }
+        };
+        let facts = facts::gather(&paths);
+        match (facts.supervised, &facts.record) {
+            (true, Some(rec)) => {
+                let _ = kill(Pid::from_raw(rec.keeper_pid as i32), Signal::SIGHUP);
+                pending.push(Pending {
+                    paths,
+                    keeper: None,
+                    replaced_pid: rec.gateway_pid,
+                    verb: "restarted",
+                });
+            }
+            _ => match launch(ctx, name) {
+                Ok(Some(p)) => pending.push(p),
+                Ok(None) => {}
+                Err(f) => failures.push(f),
+            },
         }
     }
+    if !opts.no_wait {
+        failures.extend(wait_all(pending, opts.wait));
+    }
+    report(failures)
 }
 
 /// `openclawctl stop` for each named profile.
 pub fn stop(ctx: &Context, names: &[String], timeout: Duration) -> CmdResult {
-    let mut first_failure = None;
+    let mut failures = Vec::new();
     for name in names {
-        let result = ctx
+        if let Err(f) = ctx
             .known_profile(name)
-            .and_then(|paths| stop_one(&paths, timeout));
-        if let Err(f) = result {
-            eprintln!("openclawctl: {}", f.message);
-            first_failure.get_or_insert(Failure {
-                code: f.code,
-                message: String::new(),
-            });
+            .and_then(|paths| stop_one(&paths, timeout))
+        {
+            failures.push(f);
         }
     }
-    first_failure.map_or(Ok(()), Err)
+    report(failures)
 }
 
 fn stop_one(paths: &ProfilePaths, timeout: Duration) -> CmdResult {
     let name = paths.profile.as_str();
-    let lock_path = paths.state_lock_path();
-    let owner = match lock::inspect(&lock_path).map_err(|e| Failure::problem(e.to_string()))? {
-        LockState::Free => {
-            println!("profile `{name}` is not running");
-            return Ok(());
+    let facts = facts::gather(paths);
+    let mut stopped_pid = None;
+    let mut how = "";
+    if facts.supervised
+        && let Some(rec) = &facts.record
+        && pid_alive(rec.keeper_pid)
+    {
+        let gateway = rec.gateway_pid;
+        let keeper = Pid::from_raw(rec.keeper_pid as i32);
+        let _ = kill(keeper, Signal::SIGTERM);
+        let gone = |p: Option<u32>| p.is_none_or(|p| !pid_alive(p));
+        if !wait_until(timeout, || {
+            gone(gateway) && !supervision::keeper_alive(paths)
+        }) {
+            if let Some(g) = gateway {
+                let _ = killpg(Pid::from_raw(g as i32), Signal::SIGKILL);
+                how = ", killed after the stop timeout";
+            }
+            if !wait_until(Duration::from_secs(5), || !supervision::keeper_alive(paths)) {
+                let _ = kill(keeper, Signal::SIGKILL);
+            }
         }
-        LockState::Held(None) => {
+        stopped_pid = gateway;
+    }
+    // Whatever still holds the state dir (a gateway started by hand, or
+    // one whose keeper died) is stopped too.
+    match facts::gather(paths).holder {
+        Holder::Known(owner) if same_process_alive(owner.pid, owner.start_time) => {
+            how = terminate(owner.pid, timeout).map_err(Failure::problem)?;
+            if stopped_pid.is_none() {
+                println!("stopping pid {} (not started by openclawctl)", owner.pid);
+            }
+            stopped_pid = Some(owner.pid);
+        }
+        Holder::Known(owner) => {
             return Err(Failure::problem(format!(
-                "profile `{name}`: the state lock {} is held by a process that left no owner record; find it with `fuser {}`",
-                lock_path.display(),
-                lock_path.display()
+                "profile `{name}`: the state lock is held, but not by its recorded owner (pid {}, gone); find the holder with `fuser {}`",
+                owner.pid,
+                paths.state_lock_path().display()
             )));
         }
-        LockState::Held(Some(o)) => o,
-    };
-    if !same_process_alive(owner.pid, owner.start_time) {
-        return Err(Failure::problem(format!(
-            "profile `{name}`: the state lock is held but its recorded owner (pid {}) is gone; the lock is held by another process",
-            owner.pid
-        )));
+        Holder::Unknown => {
+            return Err(Failure::problem(format!(
+                "profile `{name}`: the state lock {} is held by a process that left no owner record; find it with `fuser {}`",
+                paths.state_lock_path().display(),
+                paths.state_lock_path().display()
+            )));
+        }
+        Holder::None => {}
     }
-    let how = terminate(owner.pid, timeout).map_err(Failure::problem)?;
-    wait_until(Duration::from_secs(5), || {
-        lock::inspect(&lock_path).is_ok_and(|s| s == LockState::Free)
-    });
-    println!("stopped profile `{name}` (pid {}{})", owner.pid, how);
+    wait_until(Duration::from_secs(5), || state_lock_free(paths));
+    if let Some(pid) = stopped_pid {
+        println!("stopped profile `{name}` (pid {pid}{how})");
+    } else if facts.supervised {
+        println!("stopped profile `{name}`");
+    } else if let Some(mut rec) = facts
+        .record
+        .filter(|r| matches!(r.state, State::Failed | State::Conflict))
+    {
+        let was = rec.state.as_str();
+        rec.state = State::Stopped;
+        let _ = write_record(paths, &rec);
+        println!("profile `{name}` was {was}; marked stopped");
+    } else {
+        println!("profile `{name}` is not running");
+    }
     Ok(())
+}
+
+fn state_lock_free(paths: &ProfilePaths) -> bool {
+    lock::inspect(&paths.state_lock_path()).is_ok_and(|s| s == LockState::Free)
 }
 
 /// Stops `pid` and its process group: SIGTERM, up to `grace` for it to
@@ -232,11 +419,12 @@ pub fn terminate(pid: u32, grace: Duration) -> Result<&'static str, String> {
     match send(Signal::SIGTERM) {
         Ok(()) => {}
         Err(nix::errno::Errno::ESRCH) => return Ok(""),
-        Err(e) => return Err(format!("cannot signal pid {pid}: {e}")),
+        Err(e) => return Err(format!("cannot signal {}: {e}", describe(pid))),
     }
-    if wait_until(grace, || {
-        !pid_alive(pid) && group.is_none_or(|g| !group_alive(g))
-    }) {
+    if wait_until(grace, || !pid_alive(pid)) {
+        if group.is_some() {
+            let _ = send(Signal::SIGKILL); // leftovers of the group
+        }
         return Ok("");
     }
     let _ = send(Signal::SIGKILL);
@@ -245,35 +433,6 @@ pub fn terminate(pid: u32, grace: Duration) -> Result<&'static str, String> {
     } else {
         Err(format!("pid {pid} survived SIGKILL"))
     }
-}
-
-/// True if any non-zombie process is in group `g`.
-fn group_alive(g: Pid) -> bool {
-    match killpg(g, None) {
-        Err(_) => false,
-        Ok(()) => group_has_live_member(g),
-    }
-}
-
-/// killpg(0) also succeeds for groups of zombies only; look closer.
-fn group_has_live_member(g: Pid) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    dir.flatten().any(|e| {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // fields[0] = state, fields[2] = pgrp
-        fields.len() > 2 && fields[0] != "Z" && fields[2] == g.as_raw().to_string()
-    })
 }
 
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.

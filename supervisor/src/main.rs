@@ -9,7 +9,7 @@ use openclawctl::cli::{Cli, Command, ProfileCommand, Targets};
 use openclawctl::context::Context;
 use openclawctl::lifecycle::{self, StartOptions};
 use openclawctl::profile_cmd::{self, CreateOptions};
-use openclawctl::{CmdResult, Failure, status};
+use openclawctl::{CmdResult, Failure, keeper, logs_cmd, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -57,6 +57,9 @@ fn run(cli: Cli) -> CmdResult {
         Command::Profile(ProfileCommand::Show { name, json }) => {
             profile_cmd::show(&ctx, &name, json)
         }
+        Command::Profile(ProfileCommand::Rm { name, purge, force }) => {
+            profile_cmd::rm(&mut ctx, &name, profile_cmd::RmOptions { purge, force })
+        }
         Command::Start(args) => {
             let targets = names(&ctx, &args.targets);
             if targets.is_empty() {
@@ -77,6 +80,28 @@ fn run(cli: Cli) -> CmdResult {
             let targets = names(&ctx, &args.targets);
             lifecycle::stop(&ctx, &targets, Duration::from_secs(args.timeout))
         }
+        Command::Restart(args) => {
+            let targets = names(&ctx, &args.targets);
+            lifecycle::restart(
+                &ctx,
+                &targets,
+                &StartOptions {
+                    wait: Duration::from_secs(args.wait),
+                    no_wait: args.no_wait,
+                },
+            )
+        }
         Command::Status(args) => status::status(&ctx, &args.profiles, args.json),
+        Command::Logs(args) => logs_cmd::logs(&ctx, &args.profile, args.lines, args.follow),
+        Command::Keep { profile } => {
+            let paths = ctx.known_profile(&profile)?;
+            match keeper::run(&ctx.env, &paths) {
+                0 => Ok(()),
+                code => Err(Failure {
+                    code,
+                    message: String::new(),
+                }),
+            }
+        }
     }
 }

@@ -287,3 +287,82 @@ pub fn show(ctx: &Context, raw: &str, json: bool) -> CmdResult {
     }
     Ok(())
 }
+
+/// Options of `profile rm`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RmOptions {
+    /// Delete the state dir (and a config outside it) too.
+    pub purge: bool,
+    /// Confirms `--purge`.
+    pub force: bool,
+}
+
+/// `openclawctl profile rm <name> [--purge --force]`: forgets the profile;
+/// with `--purge --force` also deletes its files after the containment
+/// check. A running profile is refused.
+pub fn rm(ctx: &mut Context, raw: &str, opts: RmOptions) -> CmdResult {
+    let paths = ctx.known_profile(raw)?;
+    let name = paths.profile.clone();
+    if opts.purge && !opts.force {
+        return Err(Failure::usage(format!(
+            "--purge deletes {} for good; add --force to confirm",
+            paths.state_dir.display()
+        )));
+    }
+    let facts = crate::facts::gather(&paths);
+    if facts.supervised || facts.holder != crate::facts::Holder::None {
+        return Err(Failure::problem(format!(
+            "profile `{name}` is running; stop it first with `openclawctl stop --profile {name}`"
+        )));
+    }
+    if opts.purge {
+        let others: Vec<(String, Vec<PathBuf>)> = ctx
+            .registry
+            .list()
+            .into_iter()
+            .filter(|k| k.paths.profile != name)
+            .map(|k| {
+                (
+                    k.paths.profile.to_string(),
+                    vec![k.paths.state_dir, k.paths.config_path],
+                )
+            })
+            .collect();
+        openclaw_profiles::purge::check_purgeable(&paths.state_dir, ctx.registry.home(), &others)
+            .map_err(|e| Failure::problem(e.to_string()))?;
+        let outside_config =
+            !paths.config_path.starts_with(&paths.state_dir) && paths.config_path.is_file();
+        std::fs::remove_dir_all(&paths.state_dir).map_err(|e| {
+            Failure::problem(format!("cannot delete {}: {e}", paths.state_dir.display()))
+        })?;
+        if outside_config {
+            std::fs::remove_file(&paths.config_path).map_err(|e| {
+                Failure::problem(format!(
+                    "cannot delete {}: {e}",
+                    paths.config_path.display()
+                ))
+            })?;
+        }
+    }
+    let forgotten = ctx
+        .registry
+        .remove(&name)
+        .map_err(|e| Failure::problem(e.to_string()))?;
+    match (opts.purge, forgotten) {
+        (true, _) => println!(
+            "removed profile `{name}` and deleted {}",
+            paths.state_dir.display()
+        ),
+        (false, true) => println!(
+            "removed profile `{name}`; its files stay in {} (delete them with `openclawctl profile rm {name} --purge --force`)",
+            paths.state_dir.display()
+        ),
+        (false, false) => {
+            return Err(Failure::problem(format!(
+                "profile `{name}` was not created by openclawctl and exists only as {}; nothing to forget (delete it with --purge --force)",
+                paths.state_dir.display()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::facts::{self, Facts, Holder};
+use crate::supervision::State;
 use crate::{CmdResult, Failure};
 
 /// One row of `status --json` (a frozen output shape: `cli.md`).
@@ -24,6 +25,8 @@ pub struct StatusRow {
     uptime_ms: Option<u64>,
     restarts: u32,
     last_exit: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
     state_dir: String,
     config_path: String,
 }
@@ -35,32 +38,39 @@ struct StatusDoc {
 
 /// Builds the row for one profile from its facts.
 pub fn row(facts: &Facts) -> StatusRow {
-    let (state, managed_by, pid, uptime) = match &facts.holder {
-        Holder::Known(o) => (
-            if facts.live { "running" } else { "starting" },
-            if facts.launched_by_us {
-                "openclawctl"
-            } else {
-                "external"
-            },
-            Some(o.pid),
-            Some(now_ms().saturating_sub(o.created_at)),
-        ),
-        Holder::Unknown => (
-            if facts.live { "running" } else { "starting" },
-            "external",
-            None,
-            None,
-        ),
-        Holder::None => {
-            // Stopped, but something else holds its port: it cannot start.
-            let blocked = facts.port.as_ref().is_ok_and(|p| !is_port_free(*p));
-            (
-                if blocked { "conflict" } else { "stopped" },
-                "none",
-                None,
-                None,
-            )
+    let rec = facts.record.as_ref();
+    let live_state = if facts.live { "running" } else { "starting" };
+    let (state, managed_by, pid, uptime) = if facts.supervised {
+        let state = rec.map_or("starting", |r| match r.state {
+            // Healthy before the keeper's next probe noticed.
+            State::Starting if facts.live => "running",
+            other => other.as_str(),
+        });
+        let pid = rec.and_then(|r| r.gateway_pid);
+        let uptime = rec
+            .filter(|r| r.gateway_pid.is_some())
+            .and_then(|r| r.gateway_started_at)
+            .map(|t| now_ms().saturating_sub(t));
+        (state, "openclawctl", pid, uptime)
+    } else {
+        match &facts.holder {
+            Holder::Known(o) => (
+                live_state,
+                "external",
+                Some(o.pid),
+                Some(now_ms().saturating_sub(o.created_at)),
+            ),
+            Holder::Unknown => (live_state, "external", None, None),
+            Holder::None => {
+                let state = match rec.map(|r| r.state) {
+                    Some(State::Failed) => "failed",
+                    Some(State::Conflict) => "conflict",
+                    // Stopped, but something else holds its port: it cannot start.
+                    _ if facts.port.as_ref().is_ok_and(|p| !is_port_free(*p)) => "conflict",
+                    _ => "stopped",
+                };
+                (state, "none", None, None)
+            }
         }
     };
     StatusRow {
@@ -71,11 +81,19 @@ pub fn row(facts: &Facts) -> StatusRow {
         port: facts.serving_port(),
         healthy: facts.live,
         uptime_ms: uptime,
-        // Nothing restarts gateways yet (no keeper process), and exits of a
-        // detached gateway are not observed: both are reported as unknown
-        // history, i.e. zero restarts and no last exit.
-        restarts: 0,
-        last_exit: None,
+        restarts: rec.map_or(0, |r| r.restarts),
+        last_exit: rec.and_then(|r| r.last_exit.as_ref()).map(|e| {
+            let mut v = serde_json::json!({ "at": e.at });
+            match (&e.code, &e.signal) {
+                (Some(c), _) => v["code"] = (*c).into(),
+                (None, Some(sig)) => v["signal"] = sig.clone().into(),
+                _ => {}
+            }
+            v
+        }),
+        last_error: rec
+            .filter(|r| matches!(r.state, State::Failed | State::Conflict))
+            .and_then(|r| r.last_error.clone()),
         state_dir: facts.paths.state_dir.display().to_string(),
         config_path: facts.paths.config_path.display().to_string(),
     }
@@ -127,11 +145,33 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
             if r.healthy { "yes" } else { "no" }.to_string(),
             r.uptime_ms.map_or("-".into(), format_uptime),
             r.restarts.to_string(),
-            "-".to_string(),
+            r.last_exit.as_ref().map_or("-".into(), describe_exit),
         ]);
     }
     println!("{table}");
+    for r in rows.iter().filter(|r| r.last_error.is_some()) {
+        println!(
+            "{}: {}",
+            r.name,
+            r.last_error.as_deref().unwrap_or_default()
+        );
+    }
     Ok(())
+}
+
+fn describe_exit(e: &serde_json::Value) -> String {
+    let ago = e["at"]
+        .as_u64()
+        .map(|at| format_uptime(now_ms().saturating_sub(at)));
+    let what = match (e.get("code"), e.get("signal")) {
+        (Some(c), _) => format!("code {c}"),
+        (None, Some(s)) => s.as_str().unwrap_or("?").to_string(),
+        _ => "?".into(),
+    };
+    match ago {
+        Some(a) => format!("{what} ({a} ago)"),
+        None => what,
+    }
 }
 
 /// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.

@@ -4,3 +4,4 @@
 
 mod interop;
 mod skeleton;
+mod supervision;

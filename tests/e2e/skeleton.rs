@@ -161,7 +161,7 @@ fn a_second_gateway_on_a_running_profiles_state_dir_exits_78() {
 }
 
 #[test]
-fn start_refuses_a_busy_port_with_78_before_spawning() {
+fn start_refuses_a_busy_port_with_78_naming_its_owner() {
     let home = TestHome::new();
     let slot = ports::claim();
     ok(
@@ -171,10 +171,12 @@ fn start_refuses_a_busy_port_with_78_before_spawning() {
     let _foreign = std::net::TcpListener::bind(("127.0.0.1", slot.base())).unwrap();
     let out = home.ctl(&["start", "--profile", "b"]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    // The refusal names the owner: this test process.
     assert!(
         stderr(&out).contains(&format!(
-            "port {} is already in use by another process",
-            slot.base()
+            "port {} is in use by pid {} (",
+            slot.base(),
+            std::process::id()
         )),
         "{}",
         stderr(&out)
@@ -197,10 +199,25 @@ fn a_gateway_that_fails_to_start_is_reported_with_its_log_and_exit_code() {
     let out = home.ctl(&["start", "--profile", "a"]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("exited during start"), "{err}");
     assert!(
-        err.contains("Gateway start blocked: set gateway.mode=local (current: remote)"),
+        err.contains("cannot start profile `a`: openclaw gateway: Gateway start blocked"),
         "{err}"
+    );
+    assert!(err.contains("last log lines"), "{err}");
+    // 78 is never restarted: the profile is in conflict, with the error.
+    let s = status_of(&home, "a");
+    assert_eq!(
+        (s["state"].as_str(), s["restarts"].as_u64()),
+        (Some("conflict"), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["lastExit"]["code"], 78);
+    assert!(
+        s["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("set gateway.mode=local (current: remote)"),
+        "{s}"
     );
 }
 
@@ -208,16 +225,22 @@ fn a_gateway_that_fails_to_start_is_reported_with_its_log_and_exit_code() {
 fn stop_escalates_to_sigkill_after_the_timeout() {
     let home = TestHome::new();
     let slot = ports::claim();
-    let s = create_and_start(&home, "a", slot.base());
-    let pid = s["pid"].as_u64().unwrap() as u32;
-    // A gateway that ignores SIGTERM: stop it (SIGSTOP) so it cannot act.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGSTOP,
-    )
-    .unwrap();
+    ok(
+        &home,
+        &["profile", "create", "a", "--port", &slot.base().to_string()],
+    );
+    // A "gateway" that ignores SIGTERM.
+    let stubborn =
+        crate::supervision::script(&home, "stubborn", "trap '' TERM INT\nexec sleep 300");
+    let out = home
+        .command(bins::openclawctl())
+        .env("OPENCLAWCTL_GATEWAY_BIN", &stubborn)
+        .args(["start", "--profile", "a", "--no-wait"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = crate::supervision::wait_gateway_pid(&home, "a");
     let out = ok(&home, &["stop", "--profile", "a", "--timeout", "1"]);
     assert!(out.contains("killed after the stop timeout"), "{out}");
     wait_until(Duration::from_secs(5), "gateway gone", || !pid_alive(pid));
-    assert!(home.lock_holders().is_empty());
 }
