@@ -431,7 +431,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
             save(&mut rec);
             return 1;
         }
-        let delay = RestartPolicy::jitter(policy.backoff(consecutive), rand::rng().random::<f64>());
+        let delay = policy.delay(consecutive, rand::rng().random::<f64>());
         rec.state = State::Backoff;
         save(&mut rec);
         log.say(&format!(

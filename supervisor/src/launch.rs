@@ -36,12 +36,21 @@ pub fn log_path(paths: &ProfilePaths) -> PathBuf {
     paths.logs_dir().join(SUPERVISED_LOG_FILE)
 }
 
-/// Spawns `openclawctl keep --profile <name>`: no terminal, no output (the
+/// Spawns the keeper of `profile`: `openclawctl-keeper --profile <name>`
+/// from beside this executable (a small binary: keepers stay resident),
+/// else `openclawctl keep --profile <name>`. No terminal, no output (the
 /// keeper writes its own log), our environment.
 pub fn spawn_keeper(env: &EnvSnapshot, profile: &str) -> std::io::Result<Child> {
     let me = std::env::current_exe()?;
-    Command::new(me)
-        .args(["keep", "--profile", profile])
+    let small = me.with_file_name("openclawctl-keeper");
+    let mut cmd = if small.is_file() {
+        Command::new(small)
+    } else {
+        let mut c = Command::new(me);
+        c.arg("keep");
+        c
+    };
+    cmd.args(["--profile", profile])
         .env_clear()
         .envs(env.iter())
         .current_dir("/")

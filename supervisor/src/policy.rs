@@ -67,8 +67,20 @@ impl RestartPolicy {
             .min(self.max_delay)
     }
 
-    /// `delay` spread by ±20 % so that many keepers do not restart in step;
-    /// `unit` is a random number in `[0, 1)`.
+    /// The delay before restart number `consecutive`, with jitter: the
+    /// backoff spread by ±20 % so that many keepers do not restart in step
+    /// (`unit` is a random number in `[0, 1)`); a fixed delay is exact, as
+    /// systemd's `RestartSec`.
+    pub fn delay(&self, consecutive: u32, unit: f64) -> Duration {
+        let d = self.backoff(consecutive);
+        if self.fixed_delay.is_some() {
+            d
+        } else {
+            Self::jitter(d, unit)
+        }
+    }
+
+    /// `delay` spread by ±20 %; `unit` is a random number in `[0, 1)`.
     pub fn jitter(delay: Duration, unit: f64) -> Duration {
         delay.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
     }
@@ -106,6 +118,15 @@ mod tests {
         let p = RestartPolicy::from_env(&env);
         assert_eq!(p.backoff(1), Duration::from_secs(5));
         assert_eq!(p.backoff(7), Duration::from_secs(5));
+        assert_eq!(
+            p.delay(3, 0.0),
+            Duration::from_secs(5),
+            "no jitter on a fixed delay"
+        );
+        assert_eq!(
+            RestartPolicy::default().delay(2, 0.0),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

@@ -157,7 +157,7 @@ fn a_gateway_that_exits_at_once_backs_off_then_fails_with_its_tally() {
     assert!(
         processes_with(
             &format!("HOME={}", home.path().display()),
-            "keep --profile a"
+            "openclawctl-keeper --profile a"
         )
         .is_empty()
     );
@@ -285,7 +285,7 @@ fn twenty_parallel_starts_run_exactly_one_gateway() {
     );
     let home_var = format!("HOME={}", home.path().display());
     assert_eq!(
-        processes_with(&home_var, "keep --profile a").len(),
+        processes_with(&home_var, "openclawctl-keeper --profile a").len(),
         1,
         "exactly one keeper"
     );
