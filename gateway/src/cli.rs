@@ -48,6 +48,29 @@ pub struct GatewayArgs {
 pub enum GatewayCommand {
     /// Run the gateway in the foreground.
     Run(RunArgs),
+    /// Install this profile's gateway as an OS service (systemd user unit / launchd agent) and start it.
+    Install {
+        /// Port baked into the service (else OPENCLAW_GATEWAY_PORT, gateway.port, 18789).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Rewrite an installed service that differs.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop and remove this profile's service (state stays).
+    Uninstall,
+    /// Start this profile's service.
+    Start,
+    /// Stop this profile's service.
+    Stop,
+    /// Restart this profile's service.
+    Restart,
+    /// Show this profile's service.
+    Status {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Bind modes on the command line.

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod methods;
 pub mod protocol;
 pub mod server;
+pub mod service;
 pub mod settings;
 pub mod ws;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Parser;
 use openclaw_gateway::cli::{Cli, Command, GatewayCommand};
 use openclaw_gateway::settings::{self, GatewayFlags};
-use openclaw_gateway::{Gateway, StartError, guard};
+use openclaw_gateway::{Gateway, StartError, guard, service};
 use openclaw_profiles::ProfileName;
 use openclaw_profiles::contract::ENV_LIFELINE;
 use openclaw_profiles::paths::{EnvSnapshot, apply_cli_profile_env};
@@ -35,17 +35,35 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Gateway(args) => {
-            let run = match args.command {
-                Some(GatewayCommand::Run(run)) => run,
-                None => args.run,
+            let service_result = match args.command {
+                Some(GatewayCommand::Install { port, force }) => {
+                    service::install(&env, port, force)
+                }
+                Some(GatewayCommand::Uninstall) => service::uninstall(&env),
+                Some(GatewayCommand::Start) => service::control(&env, "start"),
+                Some(GatewayCommand::Stop) => service::control(&env, "stop"),
+                Some(GatewayCommand::Restart) => service::control(&env, "restart"),
+                Some(GatewayCommand::Status { json }) => service::status(&env, json),
+                Some(GatewayCommand::Run(run)) => return run_foreground(&run.to_flags(), &env),
+                None => return run_foreground(&args.run.to_flags(), &env),
             };
-            match run_gateway(&run.to_flags(), &env) {
+            match service_result {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("openclaw gateway: {e}");
-                    ExitCode::from(e.exit_code() as u8)
+                Err((msg, code)) => {
+                    eprintln!("openclaw gateway: {msg}");
+                    ExitCode::from(code)
                 }
             }
+        }
+    }
+}
+
+fn run_foreground(flags: &GatewayFlags, env: &EnvSnapshot) -> ExitCode {
+    match run_gateway(flags, env) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openclaw gateway: {e}");
+            ExitCode::from(e.exit_code() as u8)
         }
     }
 }

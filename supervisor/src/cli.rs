@@ -29,12 +29,56 @@ pub enum Command {
     Status(StatusArgs),
     /// Show a profile's gateway log.
     Logs(LogsArgs),
+    /// Install profiles as OS services (systemd user units, launchd agents).
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Run the keeper of one profile (started by `start`; not for direct use).
     #[command(hide = true)]
     Keep {
         /// The profile to keep running.
         #[arg(long)]
         profile: String,
+    },
+}
+
+/// `openclawctl service ...`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the profile's unit (or plist), enable and start it.
+    Install {
+        /// The profile.
+        #[arg(long, value_name = "NAME")]
+        profile: String,
+        /// Rewrite an installed unit that differs from what would be written now.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop, disable and remove the profile's service (the state dir stays).
+    Uninstall {
+        /// The profile.
+        #[arg(long, value_name = "NAME")]
+        profile: String,
+    },
+    /// Installed/enabled/active/pid/last exit per profile, and other gateway services found.
+    Status {
+        /// Only these profiles (repeatable).
+        #[arg(long = "profile", value_name = "NAME")]
+        profiles: Vec<String>,
+        /// Also scan system-wide unit and daemon dirs.
+        #[arg(long)]
+        deep: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print exactly what `install` would write.
+    Render {
+        /// The profile.
+        #[arg(long, value_name = "NAME")]
+        profile: String,
+        /// systemd or launchd.
+        #[arg(long, value_parser = ["systemd", "launchd"])]
+        target: String,
     },
 }
 

@@ -229,6 +229,11 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
     };
     rec.port = port;
     save(&mut rec);
+    if let Ok(home) = openclaw_profiles::paths::resolve_home(env)
+        && let Some(why) = crate::service_cmd::keeper_must_refuse(env, &home, paths)
+    {
+        return refuse(&mut rec, why);
+    }
     let orphan = previous.and_then(|p| p.gateway_pid);
     if let Err(why) = preflight(paths, port, orphan) {
         return refuse(&mut rec, why);

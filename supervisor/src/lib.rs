@@ -3,7 +3,8 @@
 //!
 //! One module per command group: [`profile_cmd`] (`profile create|list|
 //! show|rm`), [`lifecycle`] (`start`, `stop`, `restart`), [`status`],
-//! [`logs_cmd`], and [`keeper`], the small process that supervises one
+//! [`logs_cmd`], [`service_cmd`] (`service install|uninstall|status|render`),
+//! and [`keeper`], the small process that supervises one
 //! profile's gateway. Shared pieces: [`context`] (the environment and
 //! registry every command resolves once), [`launch`] (spawning keepers and
 //! gateways), [`policy`] (restart policy), [`supervision`] (the keeper's
@@ -24,6 +25,7 @@ pub mod logs_cmd;
 pub mod policy;
 pub mod probe;
 pub mod profile_cmd;
+pub mod service_cmd;
 pub mod status;
 pub mod supervision;
 

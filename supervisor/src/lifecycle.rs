@@ -23,7 +23,8 @@ use crate::keeper::EXIT_ALREADY_SUPERVISED;
 use crate::launch::{log_path, spawn_keeper};
 use crate::logfile::tail_lines;
 use crate::supervision::{self, State, read_record, write_record};
-use crate::{CmdResult, Failure, probe};
+use crate::{CmdResult, Failure, probe, service_cmd};
+use openclaw_service_templates::native::Native;
 
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(20);
@@ -46,6 +47,112 @@ struct Pending {
     /// For `restart`: the gateway pid that must be replaced.
     replaced_pid: Option<u32>,
     verb: &'static str,
+    /// Set when the OS service manager runs the profile: its port.
+    service: Option<(Native, u16)>,
+}
+
+impl Pending {
+    fn keeper(
+        paths: ProfilePaths,
+        keeper: Option<Child>,
+        replaced_pid: Option<u32>,
+        verb: &'static str,
+    ) -> Self {
+        Self {
+            paths,
+            keeper,
+            replaced_pid,
+            verb,
+            service: None,
+        }
+    }
+}
+
+/// Starts or restarts a profile whose OS service is installed, through the
+/// service manager. `None` when the profile has no service.
+fn through_service(
+    ctx: &Context,
+    paths: &ProfilePaths,
+    verb: &'static str,
+) -> Option<Result<Option<Pending>, Failure>> {
+    let native = service_cmd::native(ctx);
+    let sp = service_cmd::service_profile(paths);
+    if !native.is_installed(sp) {
+        return None;
+    }
+    let facts = facts::gather(paths);
+    if verb == "started" && facts.live {
+        println!(
+            "profile `{}` is already running under {} (pid {})",
+            paths.profile,
+            service_cmd::describe_service(&native, paths),
+            facts.gateway_pid().map_or("?".into(), |p| p.to_string())
+        );
+        return Some(Ok(None));
+    }
+    let port = match facts.port {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(Err(Failure::conflict(format!(
+                "profile `{}`: {e}",
+                paths.profile
+            ))));
+        }
+    };
+    let action = if verb == "started" {
+        "start"
+    } else {
+        "restart"
+    };
+    if let Err(e) = native.control(action, sp) {
+        return Some(Err(Failure::problem(format!(
+            "cannot {action} profile `{}`: {e}",
+            paths.profile
+        ))));
+    }
+    Some(Ok(Some(Pending {
+        paths: paths.clone(),
+        keeper: None,
+        replaced_pid: if verb == "restarted" {
+            facts.gateway_pid()
+        } else {
+            None
+        },
+        verb,
+        service: Some((native, port)),
+    })))
+}
+
+fn poll_service(p: &Pending, native: &Native, port: u16) -> Progress {
+    let sp = service_cmd::service_profile(&p.paths);
+    if let Ok(st) = native.status(sp)
+        && st.active_state == "failed"
+    {
+        let (code, what) = if st.last_exit_code == Some(78) {
+            (78, "conflict (exit 78)")
+        } else {
+            (1, "failed")
+        };
+        return Progress::Failed(failure_with_log(
+            &p.paths,
+            code,
+            format!(
+                "profile `{}`: {} reports {what}",
+                p.paths.profile,
+                service_cmd::describe_service(native, &p.paths)
+            ),
+        ));
+    }
+    let holder = match facts::gather(&p.paths).holder {
+        Holder::Known(o) => Some(o.pid),
+        _ => None,
+    };
+    match holder {
+        Some(pid) if Some(pid) != p.replaced_pid && probe::is_ready(port, facts::PROBE_TIMEOUT) => {
+            Progress::Ready(pid, port)
+        }
+        _ => Progress::Waiting,
+    }
 }
 
 fn report(failures: Vec<Failure>) -> CmdResult {
@@ -88,6 +195,9 @@ pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult 
 /// to wait for.
 fn launch(ctx: &Context, name: &str) -> Result<Option<Pending>, Failure> {
     let paths = ctx.known_profile(name)?;
+    if let Some(r) = through_service(ctx, &paths, "started") {
+        return r;
+    }
     let facts = facts::gather(&paths);
     if facts.supervised {
         let state = facts
@@ -107,12 +217,7 @@ fn launch(ctx: &Context, name: &str) -> Result<Option<Pending>, Failure> {
             "profile `{}` is already supervised ({state}); waiting for it",
             paths.profile
         );
-        return Ok(Some(Pending {
-            paths,
-            keeper: None,
-            replaced_pid: None,
-            verb: "started",
-        }));
+        return Ok(Some(Pending::keeper(paths, None, None, "started")));
     }
     let keeper = spawn_keeper(&ctx.env, paths.profile.as_str()).map_err(|e| {
         Failure::usage(format!(
@@ -120,12 +225,7 @@ fn launch(ctx: &Context, name: &str) -> Result<Option<Pending>, Failure> {
             paths.profile
         ))
     })?;
-    Ok(Some(Pending {
-        paths,
-        keeper: Some(keeper),
-        replaced_pid: None,
-        verb: "started",
-    }))
+    Ok(Some(Pending::keeper(paths, Some(keeper), None, "started")))
 }
 
 fn failure_with_log(paths: &ProfilePaths, code: u8, head: String) -> Failure {
@@ -153,6 +253,9 @@ enum Progress {
 }
 
 fn poll(p: &mut Pending) -> Progress {
+    if let Some((native, port)) = &p.service {
+        return poll_service(p, native, *port);
+    }
     let name = p.paths.profile.to_string();
     if let Some(child) = &mut p.keeper
         && let Ok(Some(status)) = child.try_wait()
@@ -293,16 +396,19 @@ pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResul
                 continue;
             }
         };
+        if let Some(r) = through_service(ctx, &paths, "restarted") {
+            match r {
+                Ok(Some(p)) => pending.push(p),
+                Ok(None) => {}
+                Err(f) => failures.push(f),
+            }
+            continue;
+        }
         let facts = facts::gather(&paths);
         match (facts.supervised, &facts.record) {
             (true, Some(rec)) => {
                 let _ = kill(Pid::from_raw(rec.keeper_pid as i32), Signal::SIGHUP);
-                pending.push(Pending {
-                    paths,
-                    keeper: None,
-                    replaced_pid: rec.gateway_pid,
-                    verb: "restarted",
-                });
+                pending.push(Pending::keeper(paths, None, rec.gateway_pid, "restarted"));
             }
             _ => match launch(ctx, name) {
                 Ok(Some(p)) => pending.push(p),
@@ -323,7 +429,7 @@ pub fn stop(ctx: &Context, names: &[String], timeout: Duration) -> CmdResult {
     for name in names {
         if let Err(f) = ctx
             .known_profile(name)
-            .and_then(|paths| stop_one(&paths, timeout))
+            .and_then(|paths| stop_one(ctx, &paths, timeout))
         {
             failures.push(f);
         }
@@ -331,8 +437,23 @@ pub fn stop(ctx: &Context, names: &[String], timeout: Duration) -> CmdResult {
     report(failures)
 }
 
-fn stop_one(paths: &ProfilePaths, timeout: Duration) -> CmdResult {
+fn stop_one(ctx: &Context, paths: &ProfilePaths, timeout: Duration) -> CmdResult {
     let name = paths.profile.as_str();
+    let native = service_cmd::native(ctx);
+    let sp = service_cmd::service_profile(paths);
+    if native.is_installed(sp) {
+        let pid = facts::gather(paths).gateway_pid();
+        native
+            .control("stop", sp)
+            .map_err(|e| Failure::problem(format!("cannot stop profile `{name}`: {e}")))?;
+        wait_until(timeout, || state_lock_free(paths));
+        let by = service_cmd::describe_service(&native, paths);
+        match pid {
+            Some(p) => println!("stopped profile `{name}` (pid {p}) through {by}"),
+            None => println!("stopped profile `{name}` through {by}"),
+        }
+        return Ok(());
+    }
     let facts = facts::gather(paths);
     let mut stopped_pid = None;
     let mut how = "";

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use openclawctl::cli::{Cli, Command, ProfileCommand, Targets};
+use openclawctl::cli::{Cli, Command, ProfileCommand, ServiceCommand, Targets};
 use openclawctl::context::Context;
 use openclawctl::lifecycle::{self, StartOptions};
 use openclawctl::profile_cmd::{self, CreateOptions};
-use openclawctl::{CmdResult, Failure, keeper, logs_cmd, status};
+use openclawctl::{CmdResult, Failure, keeper, logs_cmd, service_cmd, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,6 +93,20 @@ fn run(cli: Cli) -> CmdResult {
         }
         Command::Status(args) => status::status(&ctx, &args.profiles, args.json),
         Command::Logs(args) => logs_cmd::logs(&ctx, &args.profile, args.lines, args.follow),
+        Command::Service(ServiceCommand::Install { profile, force }) => {
+            service_cmd::install(&ctx, &profile, force)
+        }
+        Command::Service(ServiceCommand::Uninstall { profile }) => {
+            service_cmd::uninstall(&ctx, &profile)
+        }
+        Command::Service(ServiceCommand::Status {
+            profiles,
+            deep,
+            json,
+        }) => service_cmd::status(&ctx, &profiles, deep, json),
+        Command::Service(ServiceCommand::Render { profile, target }) => {
+            service_cmd::render(&ctx, &profile, &target)
+        }
         Command::Keep { profile } => {
             let paths = ctx.known_profile(&profile)?;
             match keeper::run(&ctx.env, &paths) {

@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::facts::{self, Facts, Holder};
+use crate::service_cmd;
 use crate::supervision::State;
 use crate::{CmdResult, Failure};
+use openclaw_service_templates::systemd::UnitStatus;
 
 /// One row of `status --json` (a frozen output shape: `cli.md`).
 #[derive(Debug, Serialize)]
@@ -99,6 +101,40 @@ pub fn row(facts: &Facts) -> StatusRow {
     }
 }
 
+/// The row of a profile whose OS service is installed: the manager's view
+/// (state, main pid, automatic restarts, last exit) plus our probe.
+pub fn service_row(facts: &Facts, manager: &'static str, st: &UnitStatus) -> StatusRow {
+    let state = match (st.active_state.as_str(), st.sub_state.as_str()) {
+        ("active", "running") if facts.live => "running",
+        ("active", "running") | ("activating", _) | ("reloading", _) => "starting",
+        (_, "auto-restart") => "backoff",
+        ("failed", _) if st.last_exit_code == Some(78) => "conflict",
+        ("failed", _) => "failed",
+        ("active", _) => "running",
+        _ => "stopped",
+    };
+    let uptime = match &facts.holder {
+        Holder::Known(o) if Some(o.pid) == st.main_pid => {
+            Some(now_ms().saturating_sub(o.created_at))
+        }
+        _ => None,
+    };
+    StatusRow {
+        name: facts.paths.profile.to_string(),
+        state,
+        managed_by: manager,
+        pid: st.main_pid,
+        port: facts.serving_port(),
+        healthy: facts.live,
+        uptime_ms: uptime,
+        restarts: st.restarts,
+        last_exit: service_cmd::last_exit_json(st),
+        last_error: None,
+        state_dir: facts.paths.state_dir.display().to_string(),
+        config_path: facts.paths.config_path.display().to_string(),
+    }
+}
+
 /// `openclawctl status [--profile ...] [--json]`.
 pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
     let profiles: Vec<ProfilePaths> = if names.is_empty() {
@@ -109,7 +145,23 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
             .map(|n| ctx.known_profile(n))
             .collect::<Result<_, _>>()?
     };
-    let rows: Vec<StatusRow> = profiles.iter().map(|p| row(&facts::gather(p))).collect();
+    let native = service_cmd::native(ctx);
+    let rows: Vec<StatusRow> = profiles
+        .iter()
+        .map(|p| {
+            let facts = facts::gather(p);
+            let sp = service_cmd::service_profile(p);
+            if native.is_installed(sp) {
+                service_row(
+                    &facts,
+                    native.kind.as_str(),
+                    &native.status(sp).unwrap_or_default(),
+                )
+            } else {
+                row(&facts)
+            }
+        })
+        .collect();
     if json {
         let doc = StatusDoc { profiles: rows };
         println!(

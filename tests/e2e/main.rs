@@ -3,5 +3,6 @@
 //! the real OpenClaw CLI as a client of our gateway ([`interop`]).
 
 mod interop;
+mod services;
 mod skeleton;
 mod supervision;

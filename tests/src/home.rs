@@ -14,6 +14,8 @@ use openclaw_profiles::lock::{self, LockState};
 #[derive(Debug)]
 pub struct TestHome {
     dir: tempfile::TempDir,
+    home: PathBuf,
+    extra_env: Vec<(String, String)>,
     extra_pids: Vec<u32>,
 }
 
@@ -26,18 +28,41 @@ impl Default for TestHome {
 impl TestHome {
     /// A new, empty home.
     pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("openclaw-test-")
+            .tempdir()
+            .expect("tempdir");
         Self {
-            dir: tempfile::Builder::new()
-                .prefix("openclaw-test-")
-                .tempdir()
-                .expect("tempdir"),
+            home: dir.path().to_path_buf(),
+            dir,
+            extra_env: Vec::new(),
             extra_pids: Vec::new(),
         }
     }
 
+    /// A home at `<base>/home` inside a new temp `base` (the layout of
+    /// `shared/tools/systemd-user/up.sh BASE`).
+    pub fn under_base() -> Self {
+        let mut h = Self::new();
+        h.home = h.dir.path().join("home");
+        std::fs::create_dir_all(&h.home).expect("create home");
+        h
+    }
+
+    /// The temp dir holding everything (the home itself unless
+    /// [`TestHome::under_base`]).
+    pub fn base(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets a variable for every command this home runs.
+    pub fn set_env(&mut self, key: &str, value: impl Into<String>) {
+        self.extra_env.push((key.to_string(), value.into()));
+    }
+
     /// The home directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.home
     }
 
     /// `<home>/.openclaw-<name>`.
@@ -56,6 +81,9 @@ impl TestHome {
             }
         }
         cmd.env("HOME", self.path()).current_dir(self.path());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
         cmd
     }
 

@@ -1,0 +1,155 @@
+//! `openclaw gateway install|uninstall|start|stop|restart|status`: this
+//! profile's OS service (systemd user unit or launchd agent), the same
+//! files and driver as `openclawctl service ...`.
+
+use openclaw_profiles::config;
+use openclaw_profiles::paths::{self, EnvSnapshot};
+use openclaw_profiles::ports;
+use openclaw_service_templates::native::{Native, spec_for};
+use openclaw_service_templates::systemd::Outcome;
+
+/// A service command's failure: message and exit code.
+pub type Failure = (String, u8);
+
+fn context(
+    env: &EnvSnapshot,
+) -> Result<(paths::ProfilePaths, std::path::PathBuf, Native), Failure> {
+    let paths = paths::resolve_paths(env).map_err(|e| (e.to_string(), 2))?;
+    let home = paths::resolve_home(env).map_err(|e| (e.to_string(), 2))?;
+    let native = Native::for_user(env, &home);
+    Ok((paths, home, native))
+}
+
+fn profile_of(p: &paths::ProfilePaths) -> Option<&str> {
+    (!p.profile.is_default()).then(|| p.profile.as_str())
+}
+
+/// `openclaw gateway install [--port N] [--force]`.
+pub fn install(env: &EnvSnapshot, port: Option<u16>, force: bool) -> Result<(), Failure> {
+    let (paths, home, native) = context(env)?;
+    let cfg = config::load_config(&paths.config_path).map_err(|e| (e.to_string(), 78))?;
+    let port = ports::resolve_gateway_port(port, env, cfg.and_then(|c| c.gateway.port))
+        .map_err(|e| (e.to_string(), 78))?;
+    let binary =
+        std::env::current_exe().map_err(|e| (format!("cannot find this executable: {e}"), 2))?;
+    let spec = spec_for(&paths, &home, &binary, port);
+    let dotenv = std::fs::read_to_string(paths.state_dir.join(".env")).ok();
+    let _ = openclaw_profiles::atomic::create_private_dir(&paths.logs_dir());
+    let (outcome, warnings) = native
+        .install(&spec, dotenv.as_deref(), force)
+        .map_err(|e| (e.to_string(), 1))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    let path = native.service_path(profile_of(&paths));
+    match outcome {
+        Outcome::Installed => println!(
+            "Installed {} ({}), port {port}",
+            path.display(),
+            native.kind.as_str()
+        ),
+        Outcome::Rewritten => println!(
+            "Rewrote {} ({}), port {port}",
+            path.display(),
+            native.kind.as_str()
+        ),
+        Outcome::AlreadyInstalled => println!("{} is already installed", path.display()),
+    }
+    Ok(())
+}
+
+/// `openclaw gateway uninstall`.
+pub fn uninstall(env: &EnvSnapshot) -> Result<(), Failure> {
+    let (paths, _, native) = context(env)?;
+    let existed = native
+        .uninstall(profile_of(&paths))
+        .map_err(|e| (e.to_string(), 1))?;
+    if existed {
+        println!(
+            "Removed {} (state kept in {})",
+            native.service_path(profile_of(&paths)).display(),
+            paths.state_dir.display()
+        );
+    } else {
+        println!("No gateway service installed for this profile");
+    }
+    Ok(())
+}
+
+/// `openclaw gateway start|stop|restart`.
+pub fn control(env: &EnvSnapshot, verb: &str) -> Result<(), Failure> {
+    let (paths, _, native) = context(env)?;
+    let sp = profile_of(&paths);
+    if !native.is_installed(sp) {
+        if verb == "stop" {
+            println!("No gateway service installed for this profile; nothing to stop");
+            return Ok(());
+        }
+        return Err((
+            format!(
+                "no gateway service installed for this profile: install it with `openclaw{} gateway install`",
+                sp.map_or(String::new(), |p| format!(" --profile {p}"))
+            ),
+            1,
+        ));
+    }
+    native.control(verb, sp).map_err(|e| (e.to_string(), 1))?;
+    println!(
+        "{verb}: {} {}",
+        native.kind.as_str(),
+        native.service_name(sp)
+    );
+    Ok(())
+}
+
+/// `openclaw gateway status [--json]`.
+pub fn status(env: &EnvSnapshot, json: bool) -> Result<(), Failure> {
+    let (paths, _, native) = context(env)?;
+    let sp = profile_of(&paths);
+    let installed = native.is_installed(sp);
+    let st = if installed {
+        native.status(sp).map_err(|e| (e.to_string(), 1))?
+    } else {
+        Default::default()
+    };
+    if json {
+        let v = serde_json::json!({
+            "manager": native.kind.as_str(),
+            "service": native.service_name(sp),
+            "path": native.service_path(sp),
+            "installed": installed,
+            "enabled": st.unit_file_state == "enabled",
+            "activeState": st.active_state,
+            "subState": st.sub_state,
+            "pid": st.main_pid,
+            "restarts": st.restarts,
+            "lastExitCode": st.last_exit_code,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    if !installed {
+        println!(
+            "Service: not installed ({} {})",
+            native.kind.as_str(),
+            native.service_name(sp)
+        );
+        return Ok(());
+    }
+    println!(
+        "Service: {} {} ({})",
+        native.kind.as_str(),
+        native.service_name(sp),
+        st.unit_file_state
+    );
+    println!(
+        "Runtime: {}/{}{}",
+        st.active_state,
+        st.sub_state,
+        st.main_pid.map_or(String::new(), |p| format!(" (pid {p})"))
+    );
+    if let Some(c) = st.last_exit_code {
+        println!("Last exit: code {c}");
+    }
+    Ok(())
+}

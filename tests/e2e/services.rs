@@ -1,0 +1,293 @@
+//! A profile as a real systemd user unit, run by a real, private
+//! `systemd --user` manager (`shared/tools/systemd-user/up.sh`): install,
+//! readiness, restart by systemd after kill -9, `managedBy: systemd`, exit
+//! 78 staying down, uninstall leaving nothing behind, and the `--deep`
+//! scan. If no manager can start, the test fails: it must run in CI.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use openclaw_e2e::home::{stderr, stdout};
+use openclaw_e2e::{TestHome, ports, wait_until};
+use openclaw_profiles::process::pid_alive;
+use serde_json::Value;
+
+use crate::skeleton::{ok, status_of};
+
+fn tools() -> PathBuf {
+    let shared = std::env::var_os("OPENCLAW_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    shared.join("tools/systemd-user")
+}
+
+/// A private user manager for one test; stopped on drop.
+struct Manager {
+    base: PathBuf,
+}
+
+impl Manager {
+    fn up(home: &mut TestHome) -> Self {
+        let base = home.base().to_path_buf();
+        let out = Command::new("bash")
+            .arg(tools().join("up.sh"))
+            .arg(&base)
+            .output()
+            .expect("run up.sh");
+        assert!(
+            out.status.success(),
+            "could not start a systemd user manager (install the `systemd` package; needs root and writable cgroups): {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        home.set_env("XDG_RUNTIME_DIR", base.join("run").to_string_lossy());
+        Self { base }
+    }
+
+    fn systemctl(&self, args: &[&str]) -> String {
+        let out = Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .env("HOME", self.base.join("home"))
+            .env("XDG_RUNTIME_DIR", self.base.join("run"))
+            .output()
+            .unwrap();
+        stdout(&out).trim().to_string()
+    }
+
+    fn main_pid(&self, unit: &str) -> Option<u32> {
+        self.systemctl(&["show", "-p", "MainPID", "--value", unit])
+            .parse()
+            .ok()
+            .filter(|&p| p > 0)
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(tools().join("down.sh"))
+            .arg(&self.base)
+            .output();
+    }
+}
+
+#[test]
+fn a_profile_installed_as_a_systemd_user_unit_is_run_by_systemd() {
+    let mut home = TestHome::under_base();
+    let manager = Manager::up(&mut home);
+    let slot = ports::claim();
+    let unit = "openclaw-gateway-a.service";
+    ok(
+        &home,
+        &["profile", "create", "a", "--port", &slot.base().to_string()],
+    );
+
+    let out = ok(&home, &["service", "install", "--profile", "a"]);
+    assert!(
+        out.contains("installed") && out.contains("is ready on port"),
+        "{out}"
+    );
+    let unit_path = home.path().join(".config/systemd/user").join(unit);
+    let installed = std::fs::read_to_string(&unit_path).unwrap();
+    assert_eq!(
+        ok(
+            &home,
+            &["service", "render", "--profile", "a", "--target", "systemd"]
+        ),
+        installed
+    );
+    assert!(
+        !installed
+            .contains(&std::fs::read_to_string(home.state_dir("a").join("openclaw.json")).unwrap())
+    );
+    assert_eq!(manager.systemctl(&["is-active", unit]), "active");
+    assert_eq!(manager.systemctl(&["is-enabled", unit]), "enabled");
+    // Installing again changes nothing.
+    assert!(
+        ok(&home, &["service", "install", "--profile", "a"])
+            .contains("already installed and up to date")
+    );
+
+    let s = status_of(&home, "a");
+    let first = manager.main_pid(unit).unwrap();
+    assert_eq!(
+        (s["managedBy"].as_str(), s["state"].as_str()),
+        (Some("systemd"), Some("running")),
+        "{s}"
+    );
+    assert_eq!(s["pid"], first);
+    assert_eq!(s["healthy"], true);
+
+    // kill -9 of the main pid: systemd restarts it (RestartSec=5).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut s = Value::Null;
+    wait_until(
+        Duration::from_secs(30),
+        "systemd restarts the gateway",
+        || {
+            s = status_of(&home, "a");
+            s["healthy"] == true && s["pid"].as_u64().is_some_and(|p| p as u32 != first)
+        },
+    );
+    // systemd counts the restart; it forgets how an auto-restarted process
+    // ended (ExecMain* describe the new one, and there is no journal here).
+    assert_eq!(s["restarts"], 1, "{s}");
+
+    // One owner: start goes through systemd; no keeper ever runs it.
+    let out = ok(&home, &["start", "--profile", "a"]);
+    assert!(
+        out.contains("already running under systemd openclaw-gateway-a.service"),
+        "{out}"
+    );
+    // A keeper asked to run it anyway refuses (78) and says who owns it.
+    let out = home.ctl(&["keep", "--profile", "a"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let rec: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.state_dir("a").join("tmp/openclawctl.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        rec["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("is installed as systemd openclaw-gateway-a.service"),
+        "{rec}"
+    );
+    assert_eq!(status_of(&home, "a")["managedBy"], "systemd");
+    let out = ok(&home, &["stop", "--profile", "a"]);
+    assert!(out.contains("through systemd"), "{out}");
+    assert_eq!(status_of(&home, "a")["state"], "stopped");
+    let out = ok(&home, &["start", "--profile", "a"]);
+    assert!(out.contains("started profile `a`"), "{out}");
+
+    // A gateway that exits 78 stays down.
+    let config = home.state_dir("a").join("openclaw.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"local\"", "\"remote\"")).unwrap();
+    let out = home.ctl(&["restart", "--profile", "a"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let restarts_then = manager.systemctl(&["show", "-p", "NRestarts", "--value", unit]);
+    std::thread::sleep(Duration::from_secs(6)); // longer than RestartSec=5: a restart would have happened
+    assert_eq!(manager.systemctl(&["is-active", unit]), "failed");
+    assert_eq!(
+        manager.systemctl(&["show", "-p", "NRestarts", "--value", unit]),
+        restarts_then
+    );
+    let s = status_of(&home, "a");
+    assert_eq!(
+        (s["state"].as_str(), s["managedBy"].as_str()),
+        (Some("conflict"), Some("systemd")),
+        "{s}"
+    );
+    assert_eq!(s["lastExit"]["code"], 78, "{s}");
+    std::fs::write(&config, text).unwrap();
+
+    // A stale unit for a profile that no longer exists, found by the scan.
+    std::fs::write(
+        home.path().join(".config/systemd/user/openclaw-gateway-ghost.service"),
+        "[Service]\nExecStart=/nonexistent/openclaw gateway --port 1\nEnvironment=OPENCLAW_PROFILE=ghost\n",
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&ok(&home, &["service", "status", "--json"])).unwrap();
+    let a = &v["services"][0];
+    assert_eq!(
+        (a["installed"].as_bool(), a["drifted"].as_bool()),
+        (Some(true), Some(false)),
+        "{a}"
+    );
+    let issue = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "openclaw-gateway-ghost.service")
+        .unwrap();
+    assert_eq!(issue["problem"], "stale");
+    assert!(
+        issue["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("systemctl --user disable --now openclaw-gateway-ghost.service")
+    );
+
+    // Uninstall leaves no unit file and no process; the state dir stays.
+    let pid = manager.main_pid(unit);
+    let out = ok(&home, &["service", "uninstall", "--profile", "a"]);
+    assert!(out.contains("uninstalled"), "{out}");
+    assert!(!unit_path.exists());
+    assert!(home.lock_holders().is_empty());
+    if let Some(p) = pid {
+        assert!(!pid_alive(p));
+    }
+    assert!(home.state_dir("a").join("openclaw.json").is_file());
+    assert_eq!(status_of(&home, "a")["managedBy"], "none");
+
+    // The gateway binary's own `gateway install|status|uninstall` use the same unit.
+    let oc = |args: &[&str]| {
+        let out = home
+            .command(openclaw_e2e::bins::openclaw())
+            .args(["--profile", "a", "gateway"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openclaw gateway {args:?}: {}",
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    assert!(oc(&["install"]).contains("openclaw-gateway-a.service"));
+    assert_eq!(
+        std::fs::read_to_string(&unit_path).unwrap(),
+        installed,
+        "the same unit as openclawctl's"
+    );
+    wait_until(Duration::from_secs(20), "healthy under systemd", || {
+        status_of(&home, "a")["healthy"] == true
+    });
+    let v: Value = serde_json::from_str(&oc(&["status", "--json"])).unwrap();
+    assert_eq!(
+        (v["installed"].as_bool(), v["activeState"].as_str()),
+        (Some(true), Some("active")),
+        "{v}"
+    );
+    oc(&["uninstall"]);
+    assert!(!unit_path.exists());
+    wait_until(Duration::from_secs(20), "no gateway left", || {
+        home.lock_holders().is_empty()
+    });
+}
+
+#[test]
+fn install_without_a_user_manager_says_how_to_fix_it() {
+    let mut home = TestHome::under_base();
+    // A runtime dir with no manager behind it.
+    let run = home.base().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    home.set_env("XDG_RUNTIME_DIR", run.to_string_lossy());
+    let slot = ports::claim();
+    ok(
+        &home,
+        &["profile", "create", "a", "--port", &slot.base().to_string()],
+    );
+    let out = home.ctl(&["service", "install", "--profile", "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no systemd user manager is running")
+            && err.contains("loginctl enable-linger"),
+        "{err}"
+    );
+    assert!(
+        !home
+            .path()
+            .join(".config/systemd/user/openclaw-gateway-a.service")
+            .exists()
+    );
+}
