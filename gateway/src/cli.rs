@@ -29,6 +29,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway in the foreground (`openclaw gateway` = `openclaw gateway run`).
     Gateway(GatewayArgs),
+    /// Find conflicts between this profile and the others on this host.
+    Doctor {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Repair what is safe (stale locks, permissions, drifted units of stopped services).
+        #[arg(long)]
+        fix: bool,
+        /// Do not ask before each repair.
+        #[arg(long, requires = "fix")]
+        yes: bool,
+        /// Also scan system-wide service dirs.
+        #[arg(long)]
+        deep: bool,
+    },
 }
 
 /// `openclaw gateway`.

@@ -34,6 +34,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
+        Command::Doctor {
+            json,
+            fix,
+            yes,
+            deep,
+        } => doctor(&env, json, fix, yes, deep),
         Command::Gateway(args) => {
             let service_result = match args.command {
                 Some(GatewayCommand::Install { port, force }) => {
@@ -56,6 +62,43 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `openclaw doctor`: the same checks as `openclawctl doctor`, over every
+/// profile of this host, reporting what involves this profile.
+fn doctor(env: &EnvSnapshot, json: bool, fix: bool, yes: bool, deep: bool) -> ExitCode {
+    let (paths, registry) = match (
+        openclaw_profiles::paths::resolve_paths(env),
+        openclaw_profiles::registry::Registry::load(env),
+    ) {
+        (Ok(p), Ok(r)) => (p, r),
+        (Err(e), _) => return fail(&e.to_string()),
+        (_, Err(e)) => return fail(&e.to_string()),
+    };
+    let mut profiles: Vec<_> = registry.list().into_iter().map(|k| k.paths).collect();
+    if !profiles.iter().any(|p| p.profile == paths.profile) {
+        profiles.push(paths.clone());
+    }
+    let binary = std::env::current_exe().unwrap_or_else(|_| "openclaw".into());
+    let opts = openclaw_service_templates::doctor::Options {
+        only: vec![paths.profile.to_string()],
+        json,
+        fix,
+        yes,
+        deep,
+    };
+    ExitCode::from(openclaw_service_templates::doctor::run(
+        env,
+        registry.home(),
+        &profiles,
+        &binary,
+        &opts,
+    ))
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("openclaw: {msg}");
+    ExitCode::from(2)
 }
 
 fn run_foreground(flags: &GatewayFlags, env: &EnvSnapshot) -> ExitCode {

@@ -14,6 +14,8 @@
 pub mod atomic;
 pub mod config;
 pub mod contract;
+pub mod doctor;
+pub mod dotenv;
 pub mod lock;
 pub mod name;
 pub mod paths;

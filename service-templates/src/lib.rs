@@ -10,6 +10,7 @@
 //! `ai.openclaw.<p>`, with `OPENCLAW_SERVICE_MARKER=openclaw` and
 //! `OPENCLAW_SERVICE_KIND=gateway`.
 
+pub mod doctor;
 pub mod host;
 pub mod launchd;
 pub mod native;

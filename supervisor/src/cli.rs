@@ -29,6 +29,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Show a profile's gateway log.
     Logs(LogsArgs),
+    /// Find conflicts between profiles (ports, state dirs, tokens, services, locks, permissions).
+    Doctor(DoctorArgs),
     /// Install profiles as OS services (systemd user units, launchd agents).
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -39,6 +41,26 @@ pub enum Command {
         #[arg(long)]
         profile: String,
     },
+}
+
+/// `openclawctl doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Only findings involving these profiles (repeatable; host-wide findings too).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Repair what is safe (stale locks, permissions, drifted units of stopped services).
+    #[arg(long)]
+    pub fix: bool,
+    /// Do not ask before each repair.
+    #[arg(long, requires = "fix")]
+    pub yes: bool,
+    /// Also scan system-wide service dirs.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 /// `openclawctl service ...`.

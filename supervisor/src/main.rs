@@ -9,7 +9,7 @@ use openclawctl::cli::{Cli, Command, ProfileCommand, ServiceCommand, Targets};
 use openclawctl::context::Context;
 use openclawctl::lifecycle::{self, StartOptions};
 use openclawctl::profile_cmd::{self, CreateOptions};
-use openclawctl::{CmdResult, Failure, keeper, logs_cmd, service_cmd, status};
+use openclawctl::{CmdResult, Failure, keeper, launch, logs_cmd, service_cmd, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,6 +93,34 @@ fn run(cli: Cli) -> CmdResult {
         }
         Command::Status(args) => status::status(&ctx, &args.profiles, args.json),
         Command::Logs(args) => logs_cmd::logs(&ctx, &args.profile, args.lines, args.follow),
+        Command::Doctor(args) => {
+            for p in &args.profiles {
+                ctx.known_profile(p)?;
+            }
+            let profiles: Vec<_> = ctx.registry.list().into_iter().map(|k| k.paths).collect();
+            let binary =
+                openclaw_service_templates::doctor::absolute(launch::gateway_binary(&ctx.env));
+            let opts = openclaw_service_templates::doctor::Options {
+                only: args.profiles,
+                json: args.json,
+                fix: args.fix,
+                yes: args.yes,
+                deep: args.deep,
+            };
+            match openclaw_service_templates::doctor::run(
+                &ctx.env,
+                ctx.registry.home(),
+                &profiles,
+                &binary,
+                &opts,
+            ) {
+                0 => Ok(()),
+                code => Err(Failure {
+                    code,
+                    message: String::new(),
+                }),
+            }
+        }
         Command::Service(ServiceCommand::Install { profile, force }) => {
             service_cmd::install(&ctx, &profile, force)
         }
