@@ -29,6 +29,15 @@ impl Context {
         ProfileName::parse(raw).map_err(|e| Failure::usage(e.to_string()))
     }
 
+    /// The named profiles (each must be known), or every known profile when
+    /// none is named.
+    pub fn profiles_or_all(&self, names: &[String]) -> Result<Vec<ProfilePaths>, Failure> {
+        if names.is_empty() {
+            return Ok(self.registry.list().into_iter().map(|k| k.paths).collect());
+        }
+        names.iter().map(|n| self.known_profile(n)).collect()
+    }
+
     /// The paths of a known profile, or an error that says how to create it.
     pub fn known_profile(&self, raw: &str) -> Result<ProfilePaths, Failure> {
         let name = Self::parse_name(raw)?;

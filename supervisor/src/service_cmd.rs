@@ -275,14 +275,7 @@ fn scan_issues(ctx: &Context, found: &[FoundService]) -> Vec<ScanIssue> {
 /// `service status [--profile p] [--deep] [--json]`.
 pub fn status(ctx: &Context, names: &[String], deep: bool, json: bool) -> CmdResult {
     let native = native(ctx);
-    let profiles: Vec<ProfilePaths> = if names.is_empty() {
-        ctx.registry.list().into_iter().map(|k| k.paths).collect()
-    } else {
-        names
-            .iter()
-            .map(|n| ctx.known_profile(n))
-            .collect::<Result<_, _>>()?
-    };
+    let profiles: Vec<ProfilePaths> = ctx.profiles_or_all(names)?;
     let mut rows = Vec::new();
     for paths in &profiles {
         let sp = service_profile(paths);

@@ -137,14 +137,7 @@ pub fn service_row(facts: &Facts, manager: &'static str, st: &UnitStatus) -> Sta
 
 /// `openclawctl status [--profile ...] [--json]`.
 pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
-    let profiles: Vec<ProfilePaths> = if names.is_empty() {
-        ctx.registry.list().into_iter().map(|k| k.paths).collect()
-    } else {
-        names
-            .iter()
-            .map(|n| ctx.known_profile(n))
-            .collect::<Result<_, _>>()?
-    };
+    let profiles: Vec<ProfilePaths> = ctx.profiles_or_all(names)?;
     let native = service_cmd::native(ctx);
     let rows: Vec<StatusRow> = profiles
         .iter()
