@@ -5,14 +5,19 @@
 //! Layout: [`settings`] resolves flags, env and config into checked
 //! settings; [`guard`] takes the state lock and binds the port;
 //! [`server`] is the axum router and [`run`]; [`ws`] runs one WebSocket
-//! connection; [`methods`] answers requests; [`protocol`] holds frames and
-//! constants; [`auth`] compares secrets.
+//! connection; [`methods`] answers requests (authorized by [`scopes`]);
+//! [`identity`] verifies device signatures; [`pairing`] keeps paired
+//! devices and their tokens; [`protocol`] holds frames and constants;
+//! [`auth`] compares secrets and limits failed attempts.
 
 pub mod auth;
 pub mod cli;
 pub mod guard;
+pub mod identity;
 pub mod methods;
+pub mod pairing;
 pub mod protocol;
+pub mod scopes;
 pub mod server;
 pub mod service;
 pub mod settings;

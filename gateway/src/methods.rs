@@ -1,44 +1,117 @@
-//! Answers to gateway methods. Each method is a pure function of the
-//! gateway's state and the params; [`dispatch`] maps names to them and
-//! [`METHODS`] advertises exactly what is implemented.
+//! Answers to gateway methods. [`dispatch`] authorizes (role, scope) and
+//! maps names to handlers; [`METHODS`] and [`EVENTS`] advertise exactly
+//! what is implemented.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::protocol::{ErrorShape, now_ms};
+use crate::scopes::{self, ADMIN};
 use crate::server::Gateway;
 
 /// Methods advertised in `hello-ok.features.methods`.
-pub const METHODS: &[&str] = &["health"];
+pub const METHODS: &[&str] = &[
+    "health",
+    "status",
+    "system-presence",
+    "config.get",
+    "logs.tail",
+    "last-heartbeat",
+    "channels.status",
+    "device.pair.list",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.token.revoke",
+];
 /// Events advertised in `hello-ok.features.events`.
-pub const EVENTS: &[&str] = &["connect.challenge", "tick", "shutdown"];
+pub const EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "presence",
+    "health",
+    "shutdown",
+    "device.pair.requested",
+    "device.pair.resolved",
+];
 
-/// Runs `method`; `Err` becomes a failed `res`.
-pub fn dispatch(gw: &Gateway, method: &str, _params: Option<&Value>) -> Result<Value, ErrorShape> {
+/// Who is calling: what the handshake settled for the socket.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `operator` or `node`.
+    pub role: String,
+    /// Effective scopes.
+    pub scopes: Vec<String>,
+    /// The socket's connection id.
+    pub conn_id: String,
+}
+
+impl Caller {
+    fn is_admin(&self) -> bool {
+        self.scopes.iter().any(|s| s == ADMIN)
+    }
+}
+
+/// Authorizes and runs `method`; `Err` becomes a failed `res`.
+pub fn dispatch(
+    gw: &Gateway,
+    caller: &Caller,
+    method: &str,
+    params: Option<&Value>,
+) -> Result<Value, ErrorShape> {
+    let known = METHODS.contains(&method);
+    if known && method != "health" && caller.role == "node" {
+        return Err(ErrorShape::invalid(format!(
+            "unauthorized role: {}",
+            caller.role
+        )));
+    }
+    if known
+        && let Some(needed) = scopes::method_scope(method)
+        && !scopes::satisfies(&caller.scopes, needed)
+    {
+        return Err(scopes::forbidden(needed));
+    }
+    let empty = json!({});
+    let params = params.filter(|p| !p.is_null()).unwrap_or(&empty);
     match method {
         "health" => Ok(health_snapshot(gw)),
+        "status" => Ok(status_summary(gw, caller, params)),
+        "system-presence" => Ok(Value::Array(gw.presence_list())),
+        "config.get" => Ok(config_snapshot(gw)),
+        "logs.tail" => logs_tail(gw, params),
+        "last-heartbeat" => Ok(Value::Null),
+        "channels.status" => Ok(channels_status(gw)),
+        m if m.starts_with("device.") => crate::pairing::dispatch(gw, caller, m, params),
         _ => Err(ErrorShape::invalid(format!("unknown method: {method}"))),
     }
 }
 
-/// The `health` answer (HealthSnapshot, spec §8.1): no channels are
-/// configured yet and the agent runtime keeps no sessions.
-pub fn health_snapshot(gw: &Gateway) -> Value {
-    let started = now_ms();
-    let sessions_path = gw
-        .settings
+fn sessions_path(gw: &Gateway) -> String {
+    gw.settings
         .paths
         .state_dir
         .join("agents/main/sessions/sessions.json")
         .to_string_lossy()
-        .into_owned();
-    let sessions = json!({"path": sessions_path, "count": 0, "recent": []});
+        .into_owned()
+}
+
+/// The `health` answer (HealthSnapshot, spec §8.1): the channels this
+/// gateway has configured; the agent runtime keeps no sessions yet.
+pub fn health_snapshot(gw: &Gateway) -> Value {
+    let started = now_ms();
+    let sessions = json!({"path": sessions_path(gw), "count": 0, "recent": []});
+    let (order, labels, channels) = configured_channels(gw);
     json!({
         "ok": true,
         "ts": started,
         "durationMs": now_ms().saturating_sub(started),
-        "channels": {},
-        "channelOrder": [],
-        "channelLabels": {},
+        "channels": channels,
+        "channelOrder": order,
+        "channelLabels": labels,
         "heartbeatSeconds": 0,
         "defaultAgentId": "main",
         "agents": [{
@@ -56,4 +129,243 @@ pub fn health_snapshot(gw: &Gateway) -> Value {
         }],
         "sessions": sessions
     })
+}
+
+/// Channels named in the config: order, labels, and a status object each
+/// (none runs yet: channel adapters are not part of this gateway yet).
+fn configured_channels(gw: &Gateway) -> (Vec<&'static str>, Value, Value) {
+    let cfg = &gw.settings.config;
+    let mut order = Vec::new();
+    let mut labels = serde_json::Map::new();
+    let mut channels = serde_json::Map::new();
+    for (id, label, section) in [
+        ("telegram", "Telegram", &cfg.telegram),
+        ("discord", "Discord", &cfg.discord),
+    ] {
+        if let Some(sec) = section {
+            order.push(id);
+            labels.insert(id.into(), label.into());
+            channels.insert(
+                id.into(),
+                json!({
+                    "configured": sec.token.is_some(),
+                    "enabled": sec.enabled.unwrap_or(true),
+                    "running": false,
+                    "lastError": "channel adapters are not available in this gateway build",
+                }),
+            );
+        }
+    }
+    (order, Value::Object(labels), Value::Object(channels))
+}
+
+/// `channels.status`.
+fn channels_status(gw: &Gateway) -> Value {
+    let (order, labels, channels) = configured_channels(gw);
+    let accounts: serde_json::Map<String, Value> =
+        order.iter().map(|id| (id.to_string(), json!([]))).collect();
+    let defaults: serde_json::Map<String, Value> = order
+        .iter()
+        .map(|id| (id.to_string(), json!("default")))
+        .collect();
+    json!({
+        "ts": now_ms(),
+        "channelOrder": order,
+        "channelLabels": labels,
+        "channels": channels,
+        "channelAccounts": accounts,
+        "channelDefaultAccountId": defaults,
+    })
+}
+
+/// The gateway's own presence entry.
+pub fn self_presence(gw: &Gateway) -> Value {
+    let platform = format!(
+        "{} {}",
+        std::env::consts::OS,
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+    json!({
+        "host": gw.host,
+        "ip": gw.host,
+        "version": crate::VERSION,
+        "platform": platform.trim(),
+        "mode": "gateway",
+        "reason": "self",
+        "instanceId": gw.instance_id,
+        "text": format!("Gateway: {h} ({h}) · app {v} · mode gateway · reason self", h = gw.host, v = crate::VERSION),
+        "ts": now_ms(),
+    })
+}
+
+/// The `status` answer (StatusSummary, spec §8.2): the fields the CLI reads.
+fn status_summary(gw: &Gateway, caller: &Caller, params: &Value) -> Value {
+    let path = if caller.is_admin() {
+        sessions_path(gw)
+    } else {
+        "[redacted]".into()
+    };
+    let zeros = |keys: &[&str]| -> Value {
+        keys.iter()
+            .map(|k| (k.to_string(), json!(0)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let mut v = json!({
+        "runtimeVersion": crate::VERSION,
+        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": false, "every": "disabled", "everyMs": null}]},
+        "channelSummary": [],
+        "queuedSystemEvents": [],
+        "degradedSecretOwners": [],
+        "tasks": {
+            "total": 0, "active": 0, "terminal": 0, "failures": 0,
+            "byStatus": zeros(&["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "lost"]),
+            "byRuntime": zeros(&["subagent", "acp", "cli", "cron"]),
+        },
+        "taskAudit": {
+            "total": 0, "warnings": 0, "errors": 0,
+            "byCode": zeros(&["stale_queued", "stale_running", "lost", "delivery_failed", "missing_cleanup", "inconsistent_timestamps"]),
+        },
+        "sessions": {
+            "paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [],
+            "byAgent": [{"agentId": "main", "path": path, "count": 0, "recent": []}],
+        },
+        "pid": std::process::id(),
+        "uptimeMs": gw.uptime_ms(),
+    });
+    if params["includeCliProjection"] == true {
+        v["cliProjection"] = json!({
+            "agents": {"rows": [{"id": "main", "name": "main"}], "defaultId": "main", "ownership": "sole", "selectionRequired": false}
+        });
+    }
+    v
+}
+
+/// Replaces secret values (tokens, passwords, keys) in a config tree.
+pub fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, val)| {
+                let lk = k.to_lowercase();
+                let secret = ["token", "password", "secret", "apikey", "api_key"]
+                    .iter()
+                    .any(|s| lk.contains(s));
+                let out = if secret && val.is_string() {
+                    json!("__OPENCLAW_REDACTED__")
+                } else {
+                    redact(val)
+                };
+                (k.clone(), out)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        Value::Array(a) => a.iter().map(redact).collect(),
+        other => other.clone(),
+    }
+}
+
+/// The `config.get` answer: a redacted snapshot of `openclaw.json`.
+fn config_snapshot(gw: &Gateway) -> Value {
+    let path = &gw.settings.paths.config_path;
+    let text = std::fs::read_to_string(path).ok();
+    let hash = text.as_ref().map(|t| {
+        Sha256::digest(t.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    let parsed = openclaw_profiles::config::parse_config(text.as_deref().unwrap_or(""), path);
+    let (valid, issues, config) = match &parsed {
+        Ok(c) => (true, json!([]), redact(&c.raw)),
+        Err(e) => (false, json!([{"message": e.to_string()}]), json!({})),
+    };
+    json!({
+        "path": path,
+        "exists": text.is_some(),
+        "valid": valid,
+        "raw": null,
+        "parsed": config,
+        "config": config,
+        "runtimeConfig": config,
+        "sourceConfig": config,
+        "resolved": config,
+        "hash": hash,
+        "configRevisionHash": hash,
+        "issues": issues,
+        "warnings": [],
+    })
+}
+
+/// The gateway's log file: `logging.file`, else `<stateDir>/logs/gateway.log`
+/// (where `openclawctl` and our service units capture its output).
+pub fn log_file(gw: &Gateway) -> PathBuf {
+    gw.settings
+        .config
+        .raw
+        .pointer("/logging/file")
+        .and_then(|v| v.as_str())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| gw.settings.paths.logs_dir().join("gateway.log"))
+}
+
+/// `logs.tail {cursor?, limit?, maxBytes?}`: lines from `cursor` (a byte
+/// offset), or the last `limit` lines; `reset` when the file shrank.
+fn logs_tail(gw: &Gateway, params: &Value) -> Result<Value, ErrorShape> {
+    let bad = |d: &str| ErrorShape::invalid(format!("invalid logs.tail params: {d}"));
+    let limit = match &params["limit"] {
+        Value::Null => 500,
+        v => v
+            .as_u64()
+            .filter(|&n| (1..=5000).contains(&n))
+            .ok_or_else(|| bad("limit must be 1..5000"))? as usize,
+    };
+    let max_bytes = match &params["maxBytes"] {
+        Value::Null => 250_000,
+        v => v
+            .as_u64()
+            .filter(|&n| (1..=1_000_000).contains(&n))
+            .ok_or_else(|| bad("maxBytes must be 1..1000000"))?,
+    };
+    let cursor = match &params["cursor"] {
+        Value::Null => None,
+        v => Some(
+            v.as_u64()
+                .ok_or_else(|| bad("cursor must be a byte offset"))?,
+        ),
+    };
+    let file = log_file(gw);
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let (mut start, reset) = match cursor {
+        Some(c) if c > size => (0, true),
+        Some(c) => (c, false),
+        None => (size.saturating_sub(max_bytes), false),
+    };
+    let truncated = size.saturating_sub(start) > max_bytes;
+    if truncated {
+        start = size - max_bytes;
+    }
+    let mut buf = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(&file) {
+        let _ = f.seek(SeekFrom::Start(start));
+        let _ = f.take(max_bytes).read_to_end(&mut buf);
+    }
+    // Only whole lines: stop at the last newline, skip a partial first line.
+    let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&buf[..end]);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if (cursor.is_none() || truncated) && start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let lines: Vec<&str> = lines[lines.len().saturating_sub(limit)..].to_vec();
+    Ok(json!({
+        "file": file,
+        "cursor": start + end as u64,
+        "size": size,
+        "lines": lines,
+        "truncated": truncated,
+        "reset": reset,
+    }))
 }

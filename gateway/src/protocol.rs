@@ -151,6 +151,12 @@ pub struct ClientInfo {
     /// `client.instanceId`.
     #[serde(default, rename = "instanceId")]
     pub instance_id: Option<String>,
+    /// `client.displayName`.
+    #[serde(default, rename = "displayName")]
+    pub display_name: Option<String>,
+    /// `client.deviceFamily`.
+    #[serde(default, rename = "deviceFamily")]
+    pub device_family: Option<String>,
 }
 
 /// `connect.params.auth`.
@@ -162,6 +168,12 @@ pub struct ConnectAuth {
     /// Shared password.
     #[serde(default)]
     pub password: Option<String>,
+    /// A device token issued earlier.
+    #[serde(default, rename = "deviceToken")]
+    pub device_token: Option<String>,
+    /// A bootstrap token (setup codes).
+    #[serde(default, rename = "bootstrapToken")]
+    pub bootstrap_token: Option<String>,
 }
 
 /// `connect.params`.
@@ -183,6 +195,9 @@ pub struct ConnectParams {
     /// Credentials.
     #[serde(default)]
     pub auth: Option<ConnectAuth>,
+    /// Device identity proof.
+    #[serde(default)]
+    pub device: Option<crate::identity::DeviceProof>,
 }
 
 impl ConnectParams {
@@ -244,10 +259,13 @@ mod tests {
                 version: "1".into(),
                 platform: "linux".into(),
                 instance_id: None,
+                display_name: None,
+                device_family: None,
             },
             role: role.map(str::to_string),
             scopes: None,
             auth: None,
+            device: None,
         }
     }
 

@@ -38,6 +38,31 @@ pub struct Gateway {
     pub connections: TaskTracker,
     /// Interval of `tick` events (`policy.tickIntervalMs`).
     pub tick_interval: Duration,
+    /// Server events for every socket (each filters by its scopes).
+    pub events: tokio::sync::broadcast::Sender<Broadcast>,
+    /// Connected clients' presence entries, by connection id.
+    pub presence: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// `stateVersion.presence`.
+    pub presence_version: std::sync::atomic::AtomicU64,
+    /// `stateVersion.health`.
+    pub health_version: std::sync::atomic::AtomicU64,
+    /// This gateway's instance id (presence `self`).
+    pub instance_id: String,
+    /// Paired devices and pending requests.
+    pub pairing: std::sync::Mutex<crate::pairing::Store>,
+    /// Failed-auth limiter.
+    pub limiter: std::sync::Mutex<crate::auth::FailureLimiter>,
+}
+
+/// An event for every connected socket.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    /// Event name.
+    pub event: &'static str,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Attach `stateVersion`.
+    pub with_state_version: bool,
 }
 
 impl Gateway {
@@ -58,18 +83,87 @@ impl Gateway {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "gateway".to_string());
         Arc::new(Self {
+            pairing: std::sync::Mutex::new(crate::pairing::Store::load(&settings.paths.state_dir)),
             settings,
             started: Instant::now(),
             host,
             shutdown,
             connections: TaskTracker::new(),
             tick_interval: tick,
+            events: tokio::sync::broadcast::channel(256).0,
+            presence: Default::default(),
+            presence_version: std::sync::atomic::AtomicU64::new(1),
+            health_version: std::sync::atomic::AtomicU64::new(1),
+            instance_id: crate::protocol::uuid_v4(),
+            limiter: Default::default(),
         })
     }
 
     /// Milliseconds since start.
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// `{presence, health}` as sent with events and in `hello-ok`.
+    pub fn state_version(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        serde_json::json!({
+            "presence": self.presence_version.load(Relaxed),
+            "health": self.health_version.load(Relaxed),
+        })
+    }
+
+    /// Sends `event` to every socket allowed to see it.
+    pub fn broadcast(
+        &self,
+        event: &'static str,
+        payload: serde_json::Value,
+        with_state_version: bool,
+    ) {
+        let _ = self.events.send(Broadcast {
+            event,
+            payload,
+            with_state_version,
+        });
+    }
+
+    /// The gateway's own presence entry followed by every client's.
+    pub fn presence_list(&self) -> Vec<serde_json::Value> {
+        let mut list = vec![crate::methods::self_presence(self)];
+        if let Ok(p) = self.presence.lock() {
+            list.extend(p.values().cloned());
+        }
+        list
+    }
+
+    /// Device ids of connected sockets.
+    pub fn connected_devices(&self) -> Vec<String> {
+        self.presence
+            .lock()
+            .map(|p| {
+                p.values()
+                    .filter_map(|e| e["deviceId"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records a client's presence (or removes it with `None`) and tells
+    /// every reader.
+    pub fn set_presence(&self, conn_id: &str, entry: Option<serde_json::Value>) {
+        if let Ok(mut p) = self.presence.lock() {
+            match entry {
+                Some(e) => p.insert(conn_id.to_string(), e),
+                None => p.remove(conn_id),
+            };
+        }
+        self.presence_version
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.broadcast(
+            "presence",
+            serde_json::json!({ "presence": self.presence_list() }),
+            true,
+        );
     }
 }
 
@@ -140,6 +234,21 @@ async fn root(
 pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let app = router(gw.clone());
     let shutdown = gw.shutdown.clone();
+    // Health refresh: every 60 s a `health` event with a new stateVersion.
+    let refresher = gw.clone();
+    tokio::spawn(async move {
+        let period = Duration::from_secs(60);
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    refresher.health_version.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    refresher.broadcast("health", crate::methods::health_snapshot(&refresher), true);
+                }
+                () = refresher.shutdown.cancelled() => break,
+            }
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,6 +1,10 @@
 //! One WebSocket connection: the `connect.challenge` → `connect` →
-//! `hello-ok` handshake (spec §3), then requests and server events until
-//! the client leaves or the gateway stops.
+//! `hello-ok` handshake (spec §3–7), then requests, server events filtered
+//! by scope, and presence, until the client leaves or the gateway stops.
+//!
+//! Handshake order: frame and params → protocol → role → failed-auth
+//! lockout → credentials (shared token/password, or a device token) →
+//! device-less rules → device proof → pairing → device token → `hello-ok`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,19 +13,23 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use serde_json::{Value, json};
 
 use crate::auth::secrets_equal;
-use crate::methods::{self, EVENTS, METHODS};
+use crate::identity::{self, SignedFields};
+use crate::methods::{self, Caller, EVENTS, METHODS};
+use crate::pairing;
 use crate::protocol::{
     self, ConnectParams, ErrorShape, HANDSHAKE_TIMEOUT, MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES,
     PREAUTH_MAX_BYTES, PROTOCOL_VERSION, RequestFrame, close, err_frame, event_frame, now_ms,
-    ok_frame, seq_event_frame, uuid_v4,
+    ok_frame, uuid_v4,
 };
+use crate::scopes;
 use crate::server::Gateway;
 use crate::settings::Auth;
 
 /// What the handshake settled for this socket.
 #[derive(Debug)]
 struct Session {
-    conn_id: String,
+    caller: Caller,
+    device_id: Option<String>,
 }
 
 /// How a handshake ended without a session.
@@ -66,7 +74,7 @@ pub async fn serve_connection(mut socket: WebSocket, gw: Arc<Gateway>, peer: Soc
         return;
     }
     let handshake = tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut socket, &gw, peer)) => r,
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut socket, &gw, peer, &nonce)) => r,
         () = gw.shutdown.cancelled() => {
             send_close(&mut socket, close::SERVICE_RESTART, "service restart").await;
             return;
@@ -87,7 +95,7 @@ pub async fn serve_connection(mut socket: WebSocket, gw: Arc<Gateway>, peer: Soc
             return;
         }
     };
-    tracing::debug!(conn_id = %session.conn_id, %peer, "client connected");
+    tracing::debug!(conn_id = %session.caller.conn_id, %peer, "client connected");
     connected(socket, gw, session).await;
 }
 
@@ -99,14 +107,10 @@ fn refuse(id: &str, error: ErrorShape, code: u16, reason: &str) -> Refusal {
     }
 }
 
-async fn handshake(
-    socket: &mut WebSocket,
-    gw: &Gateway,
-    peer: SocketAddr,
-) -> Result<Session, Refusal> {
-    let text = loop {
+async fn first_text(socket: &mut WebSocket) -> Result<Utf8Bytes, Refusal> {
+    loop {
         match socket.recv().await {
-            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(Message::Text(t))) => return Ok(t),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
                 return Err(Refusal::Close {
@@ -117,7 +121,16 @@ async fn handshake(
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Err(Refusal::Gone),
         }
-    };
+    }
+}
+
+async fn handshake(
+    socket: &mut WebSocket,
+    gw: &Gateway,
+    peer: SocketAddr,
+    nonce: &str,
+) -> Result<Session, Refusal> {
+    let text = first_text(socket).await?;
     if text.len() > PREAUTH_MAX_BYTES {
         return Err(Refusal::Close {
             res: None,
@@ -174,36 +187,235 @@ async fn handshake(
             "invalid role",
         ));
     }
-    check_credentials(&gw.settings.auth, &params).map_err(|e| {
+    let requested: Vec<String> = params.scopes.clone().unwrap_or_default();
+    let ip = peer.ip();
+    let local = ip.is_loopback();
+
+    // Failed-auth lockout (never for loopback).
+    if let Some(left) = gw.limiter.lock().ok().and_then(|l| l.locked(ip, now_ms())) {
+        let err = ErrorShape {
+            code: protocol::code::INVALID_REQUEST,
+            message: "unauthorized: too many failed authentication attempts (retry later)".into(),
+            details: Some(
+                json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited", "recommendedNextStep": "wait_then_retry", "retryAfterMs": left}),
+            ),
+        };
+        let reason = err.message.clone();
+        return Err(refuse(id, err, close::POLICY, &reason));
+    }
+
+    // Credentials: the shared secret, else a device token of a paired device.
+    let auth = params.auth.clone().unwrap_or_default();
+    let device_id = params.device.as_ref().map(|d| d.id.to_ascii_lowercase());
+    let device_token = auth.device_token.clone().or_else(|| auth.token.clone());
+    let shared = check_credentials(&gw.settings.auth, &params, device_id.is_some());
+    let via_device_token = shared.is_err()
+        && match (&device_id, &device_token) {
+            (Some(d), Some(t)) => gw.pairing.lock().is_ok_and(|s| s.check_token(d, &role, t)),
+            _ => false,
+        };
+    if let Err(e) = &shared
+        && !via_device_token
+    {
+        let wrong = e.details.as_ref().is_some_and(|d| {
+            d["authReason"]
+                .as_str()
+                .is_some_and(|r| r.ends_with("mismatch"))
+        });
+        if wrong && let Ok(mut l) = gw.limiter.lock() {
+            l.failed(ip, now_ms());
+        }
         let reason = e.message.clone();
-        refuse(id, e, close::POLICY, &reason)
-    })?;
-    // Device identity is not supported yet: a device-less connection keeps
-    // its requested scopes on loopback after shared-secret auth (spec §5.3,
-    // the friendlier rule); from elsewhere it gets none.
-    let scopes: Vec<String> = if peer.ip().is_loopback() {
-        params.scopes.clone().unwrap_or_default()
-    } else {
-        Vec::new()
+        return Err(refuse(id, e.clone(), close::POLICY, &reason));
+    }
+
+    // Device-less: shared-secret auth passed. Scopes survive only for the
+    // CLI and the internal backend client on a local socket (spec §5.3).
+    let Some(proof) = params.device.as_ref() else {
+        let keeps = local
+            && ((params.client.id == "cli" && params.client.mode == "cli")
+                || (params.client.id == "gateway-client" && params.client.mode == "backend"));
+        let scopes = if keeps { requested } else { Vec::new() };
+        return finish(socket, gw, id, &params, role, scopes, None, None).await;
     };
+
+    // Device proof.
+    let token_field = auth
+        .token
+        .clone()
+        .or(auth.device_token.clone())
+        .or(auth.bootstrap_token.clone())
+        .unwrap_or_default();
+    let fields = SignedFields {
+        client_id: &params.client.id,
+        client_mode: &params.client.mode,
+        role: &role,
+        scopes: &requested,
+        token: &token_field,
+        platform: Some(params.client.platform.as_str()),
+        device_family: params.client.device_family.as_deref(),
+    };
+    if let Err(e) = identity::verify(proof, nonce, &fields) {
+        let reason = e.message.clone();
+        return Err(refuse(id, e, close::POLICY, &reason));
+    }
+    let device = proof.id.to_ascii_lowercase();
+    let token = match pair_device(gw, &params, proof, &role, &requested, ip) {
+        Ok(t) => t,
+        Err((err, reason)) => return Err(refuse(id, err, close::POLICY, &reason)),
+    };
+    finish(
+        socket,
+        gw,
+        id,
+        &params,
+        role,
+        requested,
+        Some(device),
+        token,
+    )
+    .await
+}
+
+/// Pairing: a local device is approved silently; any other files a
+/// pending request and is refused until an operator approves it. Returns
+/// the device token of `(device, role)`.
+fn pair_device(
+    gw: &Gateway,
+    params: &ConnectParams,
+    proof: &identity::DeviceProof,
+    role: &str,
+    requested: &[String],
+    ip: std::net::IpAddr,
+) -> Result<Option<pairing::DeviceToken>, (ErrorShape, String)> {
+    let device = proof.id.to_ascii_lowercase();
+    let busy = || {
+        (
+            ErrorShape::invalid("pairing store unavailable"),
+            "pairing store unavailable".to_string(),
+        )
+    };
+    let mut store = gw.pairing.lock().map_err(|_| busy())?;
+    let needs = match store.paired.get(&device) {
+        None => Some(("not-paired", "pairing required: device is not approved yet")),
+        Some(p) if p.public_key != proof.public_key => {
+            Some(("not-paired", "pairing required: device is not approved yet"))
+        }
+        Some(p) if !p.roles.iter().any(|r| r == role) => Some((
+            "role-upgrade",
+            "pairing required: role upgrade pending approval",
+        )),
+        Some(p) if !requested.iter().all(|s| scopes::satisfies(&p.scopes, s)) => Some((
+            "scope-upgrade",
+            "pairing required: scope upgrade pending approval",
+        )),
+        Some(_) => None,
+    };
+    if let Some((reason, message)) = needs {
+        let req = store.request(pairing::pending_from(
+            &device,
+            &proof.public_key,
+            &params.client,
+            role,
+            requested,
+            &ip.to_string(),
+        ));
+        if ip.is_loopback() {
+            store.approve(&req.request_id, "silent");
+        } else {
+            let _ = store.save();
+            drop(store);
+            gw.broadcast(
+                "device.pair.requested",
+                serde_json::to_value(&req).unwrap_or_default(),
+                false,
+            );
+            let err = ErrorShape {
+                code: "NOT_PAIRED",
+                message: message.into(),
+                details: Some(json!({
+                    "code": "PAIRING_REQUIRED", "reason": reason, "requestId": req.request_id,
+                    "remediationHint": "Approve this device from the pending pairing requests.",
+                    "deviceId": device, "requestedRole": role, "requestedScopes": requested,
+                })),
+            };
+            return Err((err, format!("{message} (requestId: {})", req.request_id)));
+        }
+    }
+    let token = store.token_for(&device, role, requested);
+    if let Some(p) = store.paired.get_mut(&device) {
+        p.last_seen_at_ms = Some(now_ms());
+    }
+    let _ = store.save();
+    Ok(token)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    socket: &mut WebSocket,
+    gw: &Gateway,
+    id: &str,
+    params: &ConnectParams,
+    role: String,
+    scopes: Vec<String>,
+    device_id: Option<String>,
+    token: Option<pairing::DeviceToken>,
+) -> Result<Session, Refusal> {
     let conn_id = uuid_v4();
-    let hello = hello_ok(gw, &conn_id, &role, &scopes);
+    let mut hello = hello_ok(gw, &conn_id, &role, &scopes);
+    if let Some(t) = &token {
+        hello["auth"]["deviceToken"] = t.token.clone().into();
+        hello["auth"]["issuedAtMs"] = t.created_at_ms.into();
+    }
     if !send_json(socket, &ok_frame(id, hello)).await {
         return Err(Refusal::Gone);
     }
-    Ok(Session { conn_id })
+    let c = &params.client;
+    let mut entry = json!({
+        "host": c.display_name.clone().unwrap_or_else(|| c.id.clone()),
+        "version": c.version, "platform": c.platform, "mode": c.mode,
+        "reason": "connect", "roles": [role], "scopes": scopes, "ts": now_ms(),
+    });
+    for (k, v) in [
+        ("instanceId", &c.instance_id),
+        ("deviceFamily", &c.device_family),
+        ("deviceId", &device_id),
+    ] {
+        if let Some(v) = v {
+            entry[k] = v.clone().into();
+        }
+    }
+    gw.set_presence(&conn_id, Some(entry));
+    Ok(Session {
+        caller: Caller {
+            role,
+            scopes,
+            conn_id,
+        },
+        device_id,
+    })
 }
 
-fn auth_error(message: &str, code: &str, reason: &str, next: &str) -> ErrorShape {
+fn auth_error(
+    message: &str,
+    code: &str,
+    reason: &str,
+    next: &str,
+    retry_with_device: bool,
+) -> ErrorShape {
     ErrorShape::invalid(message).with_details(json!({
         "code": code,
         "authReason": reason,
-        "canRetryWithDeviceToken": false,
+        "canRetryWithDeviceToken": retry_with_device,
         "recommendedNextStep": next,
     }))
 }
 
-fn check_credentials(auth: &Auth, params: &ConnectParams) -> Result<(), ErrorShape> {
+fn check_credentials(
+    auth: &Auth,
+    params: &ConnectParams,
+    has_device: bool,
+) -> Result<(), ErrorShape> {
     let provided = params.auth.clone().unwrap_or_default();
     match auth {
         Auth::None => Ok(()),
@@ -213,13 +425,19 @@ fn check_credentials(auth: &Auth, params: &ConnectParams) -> Result<(), ErrorSha
                 "AUTH_TOKEN_MISSING",
                 "token_missing",
                 "update_auth_configuration",
+                false,
             )),
             Some(t) if secrets_equal(t, expected.expose()) => Ok(()),
             Some(_) => Err(auth_error(
                 "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)",
                 "AUTH_TOKEN_MISMATCH",
                 "token_mismatch",
-                "update_auth_credentials",
+                if has_device {
+                    "retry_with_device_token"
+                } else {
+                    "update_auth_credentials"
+                },
+                has_device,
             )),
         },
         Auth::Password(expected) => match provided.password.as_deref().filter(|p| !p.is_empty()) {
@@ -228,6 +446,7 @@ fn check_credentials(auth: &Auth, params: &ConnectParams) -> Result<(), ErrorSha
                 "AUTH_PASSWORD_MISSING",
                 "password_missing",
                 "update_auth_configuration",
+                false,
             )),
             Some(p) if secrets_equal(p, expected.expose()) => Ok(()),
             Some(_) => Err(auth_error(
@@ -235,29 +454,22 @@ fn check_credentials(auth: &Auth, params: &ConnectParams) -> Result<(), ErrorSha
                 "AUTH_PASSWORD_MISMATCH",
                 "password_mismatch",
                 "update_auth_credentials",
+                has_device,
             )),
         },
     }
 }
 
 fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value {
-    let now = now_ms();
     json!({
         "type": "hello-ok",
         "protocol": PROTOCOL_VERSION,
         "server": {"version": crate::VERSION, "connId": conn_id},
         "features": {"methods": METHODS, "events": EVENTS},
         "snapshot": {
-            "presence": [{
-                "host": gw.host,
-                "version": crate::VERSION,
-                "platform": std::env::consts::OS,
-                "mode": "gateway",
-                "reason": "self",
-                "ts": now,
-            }],
+            "presence": gw.presence_list(),
             "health": {},
-            "stateVersion": {"presence": 1, "health": 0},
+            "stateVersion": gw.state_version(),
             "uptimeMs": gw.uptime_ms(),
             "sessionDefaults": {
                 "defaultAgentId": "main",
@@ -276,28 +488,56 @@ fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value
     })
 }
 
+fn event_allowed(caller: &Caller, event: &str) -> bool {
+    match scopes::event_scope(event) {
+        None => true,
+        Some(needed) => caller.role == "operator" && scopes::satisfies(&caller.scopes, needed),
+    }
+}
+
 async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
+    let caller = session.caller;
+    let mut events = gw.events.subscribe();
     let mut seq: u64 = 0;
     let period = gw.tick_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut event_frame = |name: &str, payload: Value, state: Option<Value>| {
+        seq += 1;
+        let mut f = json!({"type": "event", "event": name, "payload": payload, "seq": seq});
+        if let Some(s) = state {
+            f["stateVersion"] = s;
+        }
+        f
+    };
     loop {
         tokio::select! {
             () = gw.shutdown.cancelled() => {
-                seq += 1;
-                let _ = send_json(&mut socket, &seq_event_frame("shutdown", json!({"reason": "gateway stopping"}), seq)).await;
+                let f = event_frame("shutdown", json!({"reason": "gateway stopping"}), None);
+                let _ = send_json(&mut socket, &f).await;
                 send_close(&mut socket, close::SERVICE_RESTART, "service restart").await;
                 break;
             }
             _ = tick.tick() => {
-                seq += 1;
-                if !send_json(&mut socket, &seq_event_frame("tick", json!({"ts": now_ms()}), seq)).await {
+                let f = event_frame("tick", json!({"ts": now_ms()}), None);
+                if !send_json(&mut socket, &f).await {
                     break;
                 }
             }
+            ev = events.recv() => match ev {
+                Ok(b) if event_allowed(&caller, b.event) => {
+                    let state = b.with_state_version.then(|| gw.state_version());
+                    let f = event_frame(b.event, b.payload, state);
+                    if !send_json(&mut socket, &f).await {
+                        break;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = match RequestFrame::parse(&text) {
-                        Ok(req) => match methods::dispatch(&gw, &req.method, req.params.as_ref()) {
+                        Ok(req) => match methods::dispatch(&gw, &caller, &req.method, req.params.as_ref()) {
                             Ok(payload) => ok_frame(&req.id, payload),
                             Err(e) => err_frame(&req.id, &e),
                         },
@@ -322,5 +562,6 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             }
         }
     }
-    tracing::debug!(conn_id = %session.conn_id, "client disconnected");
+    gw.set_presence(&caller.conn_id, None);
+    tracing::debug!(conn_id = %caller.conn_id, device = ?session.device_id, "client disconnected");
 }

@@ -3,6 +3,7 @@
 //! and the `openclaw` binary's start-up guard and exit codes ([`binary`]).
 
 mod binary;
+mod control;
 mod http;
 mod support;
 mod ws;

@@ -60,6 +60,41 @@ impl TestGateway {
         }
     }
 
+    /// The state dir (to seed or inspect the pairing store).
+    pub(crate) fn state_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("state")
+    }
+
+    /// Starts with a token after running `seed` on the state dir.
+    pub(crate) async fn with_token_seeded(seed: impl FnOnce(&std::path::Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        std::fs::create_dir_all(&state_dir).unwrap();
+        seed(&state_dir);
+        let settings = GatewaySettings {
+            paths: ProfilePaths {
+                profile: ProfileName::parse("t").unwrap(),
+                config_path: state_dir.join("openclaw.json"),
+                state_dir,
+            },
+            port: 0,
+            bind_addr: "127.0.0.1".parse().unwrap(),
+            auth: Auth::Token(Secret::new(TOKEN)),
+            config: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let gw = Gateway::new(settings, shutdown.clone());
+        let task = tokio::spawn(run(gw, listener));
+        Self {
+            addr,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
     pub(crate) async fn with_token() -> Self {
         Self::start(Auth::Token(Secret::new(TOKEN))).await
     }

@@ -17,7 +17,10 @@ async fn cli_handshake_gets_a_schema_valid_hello_ok() {
     assert_eq!(hello["auth"]["role"], "operator");
     assert_eq!(hello["auth"]["scopes"], json!(["operator.read"]));
     assert_eq!(hello["snapshot"]["authMode"], "token");
-    assert_eq!(hello["features"]["methods"], json!(["health"]));
+    assert_eq!(
+        hello["features"]["methods"],
+        json!(openclaw_gateway::methods::METHODS)
+    );
     assert!(
         hello["server"]["version"]
             .as_str()

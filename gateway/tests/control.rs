@@ -1,0 +1,390 @@
+//! Scopes, the read methods, presence events, device identity with device
+//! tokens, and `device.pair.*`, over a real WebSocket.
+
+use ed25519_dalek::Signer;
+use openclaw_e2e::schema::check_def;
+use openclaw_gateway::identity::{SignedFields, device_id_of, encode_b64, payload_v3};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn with_scopes(mut p: Value, scopes: &[&str]) -> Value {
+    p["scopes"] = json!(scopes);
+    p
+}
+
+async fn connect_as(gw: &TestGateway, params: Value) -> (Ws, Value) {
+    let (mut ws, _) = gw.open().await;
+    send(&mut ws, &connect_frame("1", params)).await;
+    let res = recv(&mut ws).await;
+    (ws, res)
+}
+
+#[tokio::test]
+async fn a_device_less_probe_loses_its_scopes_but_health_still_works() {
+    let gw = TestGateway::with_token().await;
+    let mut p = cli_params(Some(TOKEN));
+    p["minProtocol"] = json!(3);
+    p["client"]["mode"] = json!("probe");
+    let (mut ws, res) = connect_as(&gw, p).await;
+    assert_eq!(res["payload"]["auth"]["scopes"], json!([]));
+    assert_eq!(call(&mut ws, "2", "health", json!(null)).await["ok"], true);
+    let denied = call(&mut ws, "3", "status", json!(null)).await;
+    assert_eq!(denied["error"]["code"], "FORBIDDEN");
+    assert_eq!(denied["error"]["message"], "missing scope: operator.read");
+    assert_eq!(
+        denied["error"]["details"],
+        json!({"code": "MISSING_SCOPE", "missingScope": "operator.read", "requiredScopes": ["operator.read"]})
+    );
+}
+
+#[tokio::test]
+async fn read_methods_answer_in_their_schema_shapes() {
+    let gw = TestGateway::with_token().await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    let status = call(
+        &mut ws,
+        "2",
+        "status",
+        json!({"includeCliProjection": true}),
+    )
+    .await;
+    let st = &status["payload"];
+    assert!(
+        st["runtimeVersion"].as_str().unwrap().ends_with("-rust"),
+        "{st}"
+    );
+    assert_eq!(st["tasks"]["byStatus"]["running"], 0);
+    assert_eq!(
+        st["sessions"]["byAgent"][0]["path"], "[redacted]",
+        "paths only for admin"
+    );
+    assert_eq!(st["cliProjection"]["agents"]["defaultId"], "main");
+
+    let presence = call(&mut ws, "3", "system-presence", json!({})).await;
+    let list = presence["payload"].as_array().unwrap();
+    assert_eq!(list[0]["reason"], "self");
+    assert!(
+        list.iter()
+            .any(|e| e["mode"] == "cli" && e["reason"] == "connect"),
+        "{presence}"
+    );
+    for e in list {
+        check_def("PresenceEntry", e);
+    }
+
+    let logs = call(&mut ws, "4", "logs.tail", json!({"limit": 10})).await;
+    check_def("LogsTailResult", &logs["payload"]);
+    let channels = call(&mut ws, "5", "channels.status", json!({})).await;
+    check_def("ChannelsStatusResult", &channels["payload"]);
+    assert_eq!(
+        call(&mut ws, "6", "last-heartbeat", json!({})).await["payload"],
+        Value::Null
+    );
+    let bad = call(&mut ws, "7", "logs.tail", json!({"limit": 0})).await;
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid logs.tail params"),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn config_get_redacts_secrets() {
+    let gw = TestGateway::with_token_seeded(|dir| {
+        std::fs::write(
+            dir.join("openclaw.json"),
+            r#"{ gateway: { mode: "local", auth: { token: "very-secret" } }, channels: { telegram: { botToken: "123:bot-secret" } } }"#,
+        )
+        .unwrap();
+    })
+    .await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    let cfg = call(&mut ws, "2", "config.get", json!({})).await;
+    let text = cfg.to_string();
+    assert!(
+        !text.contains("very-secret") && !text.contains("bot-secret"),
+        "{text}"
+    );
+    assert_eq!(
+        cfg["payload"]["config"]["gateway"]["auth"]["token"],
+        "__OPENCLAW_REDACTED__"
+    );
+    assert_eq!(cfg["payload"]["valid"], true);
+    assert!(cfg["payload"]["hash"].as_str().unwrap().len() == 64);
+}
+
+#[tokio::test]
+async fn logs_tail_follows_with_a_cursor() {
+    let gw = TestGateway::with_token().await;
+    let log = gw.state_dir().join("logs/gateway.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    let first = call(&mut ws, "2", "logs.tail", json!({"limit": 2})).await["payload"].clone();
+    assert_eq!(first["lines"], json!(["two", "three"]));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"four\n").unwrap();
+    let next = call(
+        &mut ws,
+        "3",
+        "logs.tail",
+        json!({"cursor": first["cursor"]}),
+    )
+    .await["payload"]
+        .clone();
+    assert_eq!(next["lines"], json!(["four"]));
+    assert_eq!(next["reset"], false);
+    std::fs::write(&log, "new\n").unwrap();
+    let after =
+        call(&mut ws, "4", "logs.tail", json!({"cursor": next["cursor"]})).await["payload"].clone();
+    assert_eq!(
+        (after["reset"].as_bool(), after["lines"].clone()),
+        (Some(true), json!(["new"]))
+    );
+}
+
+#[tokio::test]
+async fn readers_see_presence_events_when_clients_come_and_go() {
+    let gw = TestGateway::with_token().await;
+    let (mut watcher, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    let (other, _) = connect_as(&gw, cli_params(Some(TOKEN))).await;
+    let joined = recv(&mut watcher).await;
+    assert_eq!(joined["event"], "presence");
+    assert_eq!(joined["seq"], 1);
+    assert!(joined["stateVersion"]["presence"].as_u64().unwrap() >= 2);
+    assert_eq!(
+        joined["payload"]["presence"].as_array().unwrap().len(),
+        3,
+        "{joined}"
+    );
+    drop(other);
+    let left = recv(&mut watcher).await;
+    assert_eq!(
+        (left["event"].as_str(), left["seq"].as_u64()),
+        (Some("presence"), Some(2))
+    );
+    assert_eq!(left["payload"]["presence"].as_array().unwrap().len(), 2);
+}
+
+struct Device {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Device {
+    fn new(seed: u8) -> Self {
+        Self {
+            key: ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+        }
+    }
+    fn id(&self) -> String {
+        device_id_of(self.key.verifying_key().as_bytes())
+    }
+    /// TUI-style connect params signed (v3) for this challenge.
+    fn params(&self, challenge: &Value, auth: Value, scopes: &[&str]) -> Value {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let ts = challenge["ts"].as_u64().unwrap();
+        let nonce = challenge["nonce"].as_str().unwrap();
+        let token = auth["token"]
+            .as_str()
+            .or(auth["deviceToken"].as_str())
+            .unwrap_or("");
+        let payload = payload_v3(
+            &self.id(),
+            ts,
+            nonce,
+            &SignedFields {
+                client_id: "openclaw-tui",
+                client_mode: "ui",
+                role: "operator",
+                scopes: &scopes,
+                token,
+                platform: Some("linux"),
+                device_family: Some("Linux"),
+            },
+        );
+        let p = json!({
+            "minProtocol": 4, "maxProtocol": 4,
+            "client": {"id": "openclaw-tui", "displayName": "openclaw-tui", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux", "mode": "ui"},
+            "role": "operator", "scopes": scopes, "auth": auth,
+            "device": {
+                "id": self.id(),
+                "publicKey": encode_b64(self.key.verifying_key().as_bytes()),
+                "signature": encode_b64(&self.key.sign(payload.as_bytes()).to_bytes()),
+                "signedAt": ts, "nonce": nonce,
+            },
+        });
+        openclaw_e2e::schema::check_connect_params(&p);
+        p
+    }
+}
+
+#[tokio::test]
+async fn a_local_device_is_paired_silently_and_gets_a_device_token_it_can_use() {
+    let gw = TestGateway::with_token().await;
+    let dev = Device::new(7);
+    let scopes = ["operator.admin", "operator.read"];
+    let (mut ws, challenge) = gw.open().await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(&challenge, json!({"token": TOKEN}), &scopes),
+        ),
+    )
+    .await;
+    let hello = recv(&mut ws).await;
+    let auth = &hello["payload"]["auth"];
+    assert_eq!(auth["scopes"], json!(scopes), "{hello}");
+    let device_token = auth["deviceToken"].as_str().unwrap().to_string();
+    assert_eq!(device_token.len(), 43);
+    assert!(auth["issuedAtMs"].is_u64());
+
+    // The store has it, 0600, and device.pair.list shows it connected, without the token.
+    let list = call(&mut ws, "2", "device.pair.list", json!({})).await["payload"].clone();
+    assert_eq!(list["paired"][0]["deviceId"], dev.id());
+    assert_eq!(list["paired"][0]["approvedVia"], "silent");
+    assert_eq!(list["paired"][0]["connected"], true);
+    assert!(!list.to_string().contains(&device_token));
+    drop(ws);
+
+    // Next time the device token alone admits it, and the same token comes back.
+    let (mut ws, challenge) = gw.open().await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(&challenge, json!({"deviceToken": device_token}), &scopes),
+        ),
+    )
+    .await;
+    let again = recv(&mut ws).await;
+    assert_eq!(again["ok"], true, "{again}");
+    assert_eq!(
+        again["payload"]["auth"]["deviceToken"],
+        device_token.as_str()
+    );
+
+    // Revoked, it no longer works.
+    let revoked = call(
+        &mut ws,
+        "2",
+        "device.token.revoke",
+        json!({"deviceId": dev.id(), "role": "operator"}),
+    )
+    .await;
+    assert!(revoked["payload"]["revokedAtMs"].is_u64(), "{revoked}");
+    let (mut ws2, challenge) = gw.open().await;
+    send(
+        &mut ws2,
+        &connect_frame(
+            "1",
+            dev.params(&challenge, json!({"deviceToken": device_token}), &scopes),
+        ),
+    )
+    .await;
+    let refused = recv(&mut ws2).await;
+    assert_eq!(refused["ok"], false);
+    assert_eq!(refused["error"]["details"]["code"], "AUTH_TOKEN_MISSING");
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_refused_with_its_code() {
+    let gw = TestGateway::with_token().await;
+    let dev = Device::new(9);
+    let (mut ws, challenge) = gw.open().await;
+    let mut p = dev.params(&challenge, json!({"token": TOKEN}), &["operator.read"]);
+    p["scopes"] = json!(["operator.admin"]); // signed over other scopes
+    send(&mut ws, &connect_frame("1", p)).await;
+    let res = recv(&mut ws).await;
+    assert_eq!(res["error"]["message"], "device signature invalid");
+    assert_eq!(
+        res["error"]["details"]["code"],
+        "DEVICE_AUTH_SIGNATURE_INVALID"
+    );
+    assert_eq!(expect_close(&mut ws).await.0, 1008);
+}
+
+#[tokio::test]
+async fn operators_approve_and_reject_pending_requests() {
+    let seeded = |dir: &std::path::Path| {
+        let devices = dir.join("devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        let pending = |id: &str, dev: &str, code: &str| {
+            json!({"requestId": id, "code": code, "deviceId": dev, "publicKey": "k", "platform": "linux",
+                   "clientId": "cli", "clientMode": "cli", "role": "operator", "scopes": ["operator.read"],
+                   "remoteIp": "10.0.0.9", "ts": openclaw_gateway::protocol::now_ms()})
+        };
+        let all =
+            json!({"r1": pending("r1", "d1", "ABCDEFGH"), "r2": pending("r2", "d2", "JKLMNPQR")});
+        std::fs::write(devices.join("pending.json"), all.to_string()).unwrap();
+    };
+    let gw = TestGateway::with_token_seeded(seeded).await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
+    )
+    .await;
+    let list = call(&mut ws, "2", "device.pair.list", json!({})).await["payload"].clone();
+    assert_eq!(list["pending"].as_array().unwrap().len(), 2);
+    let ok = call(
+        &mut ws,
+        "3",
+        "device.pair.approve",
+        json!({"requestId": "r1"}),
+    )
+    .await;
+    assert_eq!(ok["payload"]["device"]["deviceId"], "d1", "{ok}");
+    let resolved = recv(&mut ws).await;
+    assert_eq!(resolved["event"], "device.pair.resolved");
+    assert_eq!(resolved["payload"]["decision"], "approved");
+    let no = call(
+        &mut ws,
+        "4",
+        "device.pair.reject",
+        json!({"requestId": "r2"}),
+    )
+    .await;
+    assert_eq!(no["payload"]["decision"], "rejected");
+    let missing = call(
+        &mut ws,
+        "5",
+        "device.pair.approve",
+        json!({"requestId": "r9"}),
+    )
+    .await;
+    assert_eq!(missing["error"]["message"], "unknown requestId");
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(gw.state_dir().join("devices/paired.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["d1"]["approvedVia"], "operator");
+    // Readers without the pairing scope may not.
+    let (mut reader, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    assert_eq!(
+        call(&mut reader, "2", "device.pair.list", json!({})).await["error"]["code"],
+        "FORBIDDEN"
+    );
+}
