@@ -29,6 +29,50 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway in the foreground (`openclaw gateway` = `openclaw gateway run`).
     Gateway(GatewayArgs),
+    /// Gateway health (channels, agents, sessions).
+    Health(ConnArgs),
+    /// Gateway status summary.
+    Status(ConnArgs),
+    /// The gateway's log (over logs.tail).
+    Logs {
+        /// Lines to show.
+        #[arg(short = 'n', long = "limit", default_value_t = 200)]
+        lines: usize,
+        /// Keep printing new lines (reconnects up to 8 times).
+        #[arg(short, long)]
+        follow: bool,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Chat channels.
+    Channels {
+        /// What to do.
+        #[command(subcommand)]
+        command: ChannelsCommand,
+    },
+    /// Paired and pending devices.
+    Devices {
+        /// list, approve or reject.
+        #[arg(value_parser = ["list", "approve", "reject"])]
+        action: String,
+        /// The request id (approve, reject).
+        request_id: Option<String>,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Pairing requests by code.
+    Pairing {
+        /// list, approve or reject.
+        #[arg(value_parser = ["list", "approve", "reject"])]
+        action: String,
+        /// `[<channel>] <code>`.
+        args: Vec<String>,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Find conflicts between this profile and the others on this host.
     Doctor {
         /// Print one JSON document.
@@ -43,6 +87,45 @@ pub enum Command {
         /// Also scan system-wide service dirs.
         #[arg(long)]
         deep: bool,
+    },
+}
+
+/// How operator commands reach the gateway.
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// Gateway WebSocket URL (then --token is required); else OPENCLAW_GATEWAY_URL, else this profile's gateway.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Gateway token.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ConnArgs {
+    /// The ops layer's connection flags.
+    pub fn to_conn(&self) -> crate::ops::Conn {
+        crate::ops::Conn {
+            url: self.url.clone(),
+            token: self.token.clone(),
+            json: self.json,
+        }
+    }
+}
+
+/// `openclaw channels ...`.
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Configured channels and whether they run.
+    Status {
+        /// Probe the channels (a fresh check).
+        #[arg(long)]
+        probe: bool,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
     },
 }
 
@@ -63,6 +146,19 @@ pub struct GatewayArgs {
 pub enum GatewayCommand {
     /// Run the gateway in the foreground.
     Run(RunArgs),
+    /// Call a gateway method and print its answer.
+    Call {
+        /// Method name (`health`, `status`, ...).
+        method: String,
+        /// Params as JSON.
+        #[arg(long)]
+        params: Option<String>,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Check that the gateway answers, and what it allows.
+    Probe(ConnArgs),
     /// Install this profile's gateway as an OS service (systemd user unit / launchd agent) and start it.
     Install {
         /// Port baked into the service (else OPENCLAW_GATEWAY_PORT, gateway.port, 18789).

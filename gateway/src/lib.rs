@@ -12,9 +12,11 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod guard;
 pub mod identity;
 pub mod methods;
+pub mod ops;
 pub mod pairing;
 pub mod protocol;
 pub mod scopes;

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use openclaw_gateway::cli::{Cli, Command, GatewayCommand};
+use openclaw_gateway::cli::{ChannelsCommand, Cli, Command, GatewayCommand};
 use openclaw_gateway::settings::{self, GatewayFlags};
-use openclaw_gateway::{Gateway, StartError, guard, service};
+use openclaw_gateway::{Gateway, StartError, guard, ops, service};
 use openclaw_profiles::ProfileName;
 use openclaw_profiles::contract::ENV_LIFELINE;
 use openclaw_profiles::paths::{EnvSnapshot, apply_cli_profile_env};
@@ -40,6 +40,29 @@ fn main() -> ExitCode {
             yes,
             deep,
         } => doctor(&env, json, fix, yes, deep),
+        Command::Health(c) => ExitCode::from(ops::health(&env, &c.to_conn())),
+        Command::Status(c) => ExitCode::from(ops::status(&env, &c.to_conn())),
+        Command::Logs {
+            lines,
+            follow,
+            conn,
+        } => ExitCode::from(ops::logs(&env, &conn.to_conn(), lines, follow)),
+        Command::Channels {
+            command: ChannelsCommand::Status { probe, conn },
+        } => ExitCode::from(ops::channels_status(&env, &conn.to_conn(), probe)),
+        Command::Devices {
+            action,
+            request_id,
+            conn,
+        } => ExitCode::from(ops::devices(
+            &env,
+            &conn.to_conn(),
+            &action,
+            request_id.as_deref(),
+        )),
+        Command::Pairing { action, args, conn } => {
+            ExitCode::from(ops::pairing(&env, &conn.to_conn(), &action, &args))
+        }
         Command::Gateway(args) => {
             let service_result = match args.command {
                 Some(GatewayCommand::Install { port, force }) => {
@@ -51,6 +74,21 @@ fn main() -> ExitCode {
                 Some(GatewayCommand::Restart) => service::control(&env, "restart"),
                 Some(GatewayCommand::Status { json }) => service::status(&env, json),
                 Some(GatewayCommand::Run(run)) => return run_foreground(&run.to_flags(), &env),
+                Some(GatewayCommand::Call {
+                    method,
+                    params,
+                    conn,
+                }) => {
+                    return ExitCode::from(ops::call(
+                        &env,
+                        &conn.to_conn(),
+                        &method,
+                        params.as_deref(),
+                    ));
+                }
+                Some(GatewayCommand::Probe(conn)) => {
+                    return ExitCode::from(ops::probe(&env, &conn.to_conn()));
+                }
                 None => return run_foreground(&args.run.to_flags(), &env),
             };
             match service_result {

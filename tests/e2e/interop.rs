@@ -96,3 +96,159 @@ fn real_cli_gateway_call_health_against_a_started_profile() {
     );
     assert_eq!(err["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
 }
+
+fn json_out(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+#[test]
+fn real_cli_gateway_calls_status_presence_and_config() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    create_and_start(&home, "a", slot.base());
+    let url = format!("ws://127.0.0.1:{}", slot.base());
+    let token = token_of(&home, "a");
+    let call = |m: &str| {
+        real_cli(
+            &home,
+            &[
+                "gateway", "call", m, "--url", &url, "--token", &token, "--json",
+            ],
+        )
+    };
+
+    let status = json_out(&call("status"));
+    assert!(
+        status["runtimeVersion"]
+            .as_str()
+            .unwrap()
+            .ends_with("-rust"),
+        "{status}"
+    );
+    assert_eq!(status["tasks"]["total"], 0);
+    let presence = json_out(&call("system-presence"));
+    assert_eq!(presence[0]["mode"], "gateway");
+    assert_eq!(presence[0]["reason"], "self");
+    let config = json_out(&call("config.get"));
+    assert_eq!(config["valid"], true);
+    assert_eq!(config["config"]["gateway"]["port"], slot.base());
+    assert!(
+        !stdout(&call("config.get")).contains(&token),
+        "the token is redacted"
+    );
+    // An unknown method: exit 1 with the spec's message.
+    let out = call("no.such.method");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("unknown method: no.such.method")
+            || stderr(&out).contains("unknown method: no.such.method")
+    );
+}
+
+#[test]
+fn real_cli_probe_health_env_and_status_remote() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    create_and_start(&home, "a", slot.base());
+    let url = format!("ws://127.0.0.1:{}", slot.base());
+    let token = token_of(&home, "a");
+
+    let probe = json_out(&real_cli(
+        &home,
+        &[
+            "gateway", "probe", "--url", &url, "--token", &token, "--json",
+        ],
+    ));
+    assert_eq!(probe["ok"], true, "{probe}");
+    let explicit = probe["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "explicit")
+        .unwrap();
+    assert_eq!(explicit["connect"]["ok"], true, "{explicit}");
+    assert!(
+        explicit["server"]["version"]
+            .as_str()
+            .unwrap()
+            .ends_with("-rust")
+    );
+
+    // `health` finds the gateway through OPENCLAW_GATEWAY_URL/TOKEN.
+    assert_offline();
+    let cli_state = home.path().join("cli/state");
+    std::fs::create_dir_all(&cli_state).unwrap();
+    let out = home
+        .command(bins::real_openclaw_cli())
+        .env("HOME", home.path().join("cli"))
+        .env("OPENCLAW_STATE_DIR", &cli_state)
+        .env("OPENCLAW_CONFIG_PATH", cli_state.join("openclaw.json"))
+        .env("OPENCLAW_GATEWAY_URL", &url)
+        .env("OPENCLAW_GATEWAY_TOKEN", &token)
+        .args(["health", "--json"])
+        .output()
+        .unwrap();
+    let health = json_out(&out);
+    assert_eq!(health["ok"], true);
+    assert_eq!(health["defaultAgentId"], "main");
+
+    // `status` with a client config in remote mode.
+    std::fs::write(
+        cli_state.join("openclaw.json"),
+        format!("{{ gateway: {{ mode: \"remote\", remote: {{ url: \"{url}\", token: \"{token}\" }} }} }}"),
+    )
+    .unwrap();
+    let status = json_out(&real_cli(&home, &["status", "--json"]));
+    assert!(status.is_object(), "{status}");
+}
+
+#[test]
+fn real_cli_logs_and_devices_list() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    create_and_start(&home, "a", slot.base());
+    let url = format!("ws://127.0.0.1:{}", slot.base());
+    let token = token_of(&home, "a");
+
+    let devices = json_out(&real_cli(
+        &home,
+        &[
+            "devices", "list", "--json", "--url", &url, "--token", &token,
+        ],
+    ));
+    assert_eq!(devices["pending"], serde_json::json!([]));
+    assert!(devices["paired"].is_array(), "{devices}");
+
+    assert_offline();
+    let cli_state = home.path().join("cli/state");
+    std::fs::create_dir_all(&cli_state).unwrap();
+    let out = home
+        .command(bins::real_openclaw_cli())
+        .env("HOME", home.path().join("cli"))
+        .env("OPENCLAW_STATE_DIR", &cli_state)
+        .env("OPENCLAW_CONFIG_PATH", cli_state.join("openclaw.json"))
+        .env("OPENCLAW_GATEWAY_URL", &url)
+        .env("OPENCLAW_GATEWAY_TOKEN", &token)
+        .args(["logs", "--limit", "20"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("listening on ws://127.0.0.1:"),
+        "{}",
+        stdout(&out)
+    );
+}
