@@ -179,7 +179,18 @@ fn init_tracing(verbose: u8) {
 
 fn run_gateway(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<(), StartError> {
     let settings = settings::resolve(flags, env)?;
+    if guard::under_service_manager(env) {
+        guard::yield_to_healthy_incumbent(&settings)?;
+    }
     let mut lock = guard::take_state_lock(&settings, openclaw_gateway::VERSION)?;
+    let _config_lock = if env.get(guard::ENV_ALLOW_MULTI) == Some("1") {
+        None
+    } else {
+        Some(guard::take_config_lock(
+            &settings,
+            openclaw_gateway::VERSION,
+        )?)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -55,8 +55,74 @@ impl Caller {
     }
 }
 
-/// Authorizes and runs `method`; `Err` becomes a failed `res`.
+/// Methods with side effects: a repeated `idempotencyKey` replays the
+/// first answer instead of acting twice.
+pub const SIDE_EFFECTING: &[&str] = &[
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.token.revoke",
+];
+
+/// Replay cache for idempotency keys (spec §10): 5 minutes, 1000 entries.
+#[derive(Debug, Default)]
+pub struct Dedupe {
+    entries: std::collections::VecDeque<(String, u64, Result<Value, ErrorShape>)>,
+}
+
+/// How long an answer is replayed.
+pub const DEDUPE_TTL_MS: u64 = 300_000;
+/// How many answers are kept.
+pub const DEDUPE_MAX: usize = 1000;
+
+impl Dedupe {
+    fn get(&mut self, key: &str, now: u64) -> Option<Result<Value, ErrorShape>> {
+        self.entries
+            .retain(|(_, at, _)| now.saturating_sub(*at) < DEDUPE_TTL_MS);
+        self.entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, r)| r.clone())
+    }
+    fn put(&mut self, key: String, now: u64, result: Result<Value, ErrorShape>) {
+        if self.entries.len() >= DEDUPE_MAX {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((key, now, result));
+    }
+}
+
+/// Authorizes and runs `method`, replaying answers to repeated
+/// idempotency keys of side-effecting methods.
 pub fn dispatch(
+    gw: &Gateway,
+    caller: &Caller,
+    method: &str,
+    params: Option<&Value>,
+) -> Result<Value, ErrorShape> {
+    let key = params
+        .and_then(|p| p["idempotencyKey"].as_str())
+        .filter(|k| !k.is_empty() && SIDE_EFFECTING.contains(&method))
+        .map(|k| format!("{method}:{k}"));
+    let Some(key) = key else {
+        return dispatch_once(gw, caller, method, params);
+    };
+    if let Some(replay) = gw
+        .dedupe
+        .lock()
+        .ok()
+        .and_then(|mut d| d.get(&key, now_ms()))
+    {
+        return replay;
+    }
+    let result = dispatch_once(gw, caller, method, params);
+    if let Ok(mut d) = gw.dedupe.lock() {
+        d.put(key, now_ms(), result.clone());
+    }
+    result
+}
+
+fn dispatch_once(
     gw: &Gateway,
     caller: &Caller,
     method: &str,

@@ -291,6 +291,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,200}") {
+            let _ = RequestFrame::parse(&s);
+            let _ = salvage_id(&s);
+        }
+
+        #[test]
+        fn connect_params_never_panic(
+            min in proptest::option::of(0u64..10),
+            scopes in proptest::collection::vec("\\PC{0,12}", 0..4),
+            id in "\\PC{0,12}",
+        ) {
+            let v = serde_json::json!({"minProtocol": min, "maxProtocol": 4, "client": {"id": id, "version": "1", "platform": "p", "mode": "cli"}, "scopes": scopes});
+            if let Ok(p) = serde_json::from_value::<ConnectParams>(v) {
+                let _ = p.protocol_ok();
+            }
+        }
+    }
+
     #[test]
     fn request_parse_errors() {
         assert!(RequestFrame::parse(r#"{"type":"req","id":"1","method":"health"}"#).is_ok());

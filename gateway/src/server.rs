@@ -52,6 +52,8 @@ pub struct Gateway {
     pub pairing: std::sync::Mutex<crate::pairing::Store>,
     /// Failed-auth limiter.
     pub limiter: std::sync::Mutex<crate::auth::FailureLimiter>,
+    /// Replay cache of idempotency keys.
+    pub dedupe: std::sync::Mutex<crate::methods::Dedupe>,
 }
 
 /// An event for every connected socket.
@@ -96,6 +98,7 @@ impl Gateway {
             health_version: std::sync::atomic::AtomicU64::new(1),
             instance_id: crate::protocol::uuid_v4(),
             limiter: Default::default(),
+            dedupe: Default::default(),
         })
     }
 

@@ -184,3 +184,73 @@ fn env_token_and_port_are_honoured() {
         live(slot.base())
     });
 }
+
+#[test]
+fn one_config_file_is_one_gateway_unless_multi_gateway_is_allowed() {
+    let home = TestHome::new();
+    let slot = ports::claim_slots(3);
+    let config = home.path().join("shared.json");
+    std::fs::write(
+        &config,
+        r#"{ gateway: { mode: "local", auth: { token: "t" } } }"#,
+    )
+    .unwrap();
+    let run = |state: &str, port: u16| {
+        let mut cmd = home.command(BIN);
+        cmd.env("OPENCLAW_STATE_DIR", home.path().join(state))
+            .env("OPENCLAW_CONFIG_PATH", &config)
+            .args(["gateway", "--port", &port.to_string()]);
+        cmd
+    };
+    let mut first = run("s1", slot.nth(0));
+    first
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let first = Running::spawn(first);
+    wait_until(Duration::from_secs(20), "first gateway", || {
+        live(slot.nth(0))
+    });
+    let out = run("s2", slot.nth(1)).output().unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "gateway already running (pid {}); lock timeout after 5000ms",
+            first.pid()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let mut multi = run("s3", slot.nth(2));
+    multi
+        .env("OPENCLAW_ALLOW_MULTI_GATEWAY", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _multi = Running::spawn(multi);
+    wait_until(
+        Duration::from_secs(20),
+        "the multi-gateway one starts",
+        || live(slot.nth(2)),
+    );
+}
+
+#[test]
+fn under_a_service_manager_a_newcomer_yields_to_a_healthy_incumbent() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let _first = start_live(&home, "a", slot.base());
+    let out = gateway(&home, "a", &[])
+        .env("INVOCATION_ID", "test-invocation")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "a healthy gateway already serves ws://127.0.0.1:{}; yielding to it",
+            slot.base()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // (The lock path would have said "gateway already running": this one
+    // yielded before waiting on the lock.)
+}

@@ -388,3 +388,91 @@ async fn operators_approve_and_reject_pending_requests() {
         "FORBIDDEN"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_replays_the_first_answer() {
+    let seeded = |dir: &std::path::Path| {
+        let devices = dir.join("devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        let p = json!({"r1": {"requestId": "r1", "code": "ABCDEFGH", "deviceId": "d1", "publicKey": "k", "clientId": "cli",
+            "clientMode": "cli", "role": "operator", "scopes": [], "remoteIp": "10.0.0.9", "ts": openclaw_gateway::protocol::now_ms()}});
+        std::fs::write(devices.join("pending.json"), p.to_string()).unwrap();
+    };
+    let gw = TestGateway::with_token_seeded(seeded).await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
+    )
+    .await;
+    let first = call(
+        &mut ws,
+        "2",
+        "device.pair.approve",
+        json!({"requestId": "r1", "idempotencyKey": "k-1"}),
+    )
+    .await;
+    assert_eq!(first["ok"], true, "{first}");
+    let again = call(
+        &mut ws,
+        "3",
+        "device.pair.approve",
+        json!({"requestId": "r1", "idempotencyKey": "k-1"}),
+    )
+    .await;
+    assert_eq!(
+        again["payload"], first["payload"],
+        "replayed, not re-run (a re-run would fail: unknown requestId)"
+    );
+    let fresh = call(
+        &mut ws,
+        "4",
+        "device.pair.approve",
+        json!({"requestId": "r1", "idempotencyKey": "k-2"}),
+    )
+    .await;
+    assert_eq!(fresh["error"]["message"], "unknown requestId");
+}
+
+#[tokio::test]
+async fn random_frames_after_connect_never_break_the_gateway() {
+    use rand::{RngExt, SeedableRng};
+    let gw = TestGateway::with_token().await;
+    let (mut ws, _) = connect_as(&gw, cli_params(Some(TOKEN))).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let pieces = [
+        "{",
+        "}",
+        "\"type\"",
+        ":",
+        "\"req\"",
+        ",",
+        "\"id\"",
+        "\"1\"",
+        "\"method\"",
+        "\"health\"",
+        "null",
+        "[",
+        "]",
+        "7",
+        "\"params\"",
+    ];
+    for i in 0..200 {
+        let text: String = (0..rng.random_range(0..12))
+            .map(|_| pieces[rng.random_range(0..pieces.len())])
+            .collect();
+        send_text(&mut ws, text).await;
+        // Every frame gets a res (schema-checked) or the socket closes.
+        match next(&mut ws).await {
+            Incoming::Frame(f) => assert_eq!(f["type"], "res", "frame {i}: {f}"),
+            Incoming::Close(_) => {
+                let (fresh, _) = connect_as(&gw, cli_params(Some(TOKEN))).await;
+                ws = fresh;
+            }
+        }
+    }
+    assert_eq!(
+        call(&mut ws, "z", "health", json!({})).await["ok"],
+        true,
+        "still serving"
+    );
+}

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod host;
 pub mod launchd;
 pub mod native;
+pub mod probe;
 pub mod render;
 pub mod scan;
 pub mod systemd;

@@ -23,7 +23,7 @@ pub mod lifecycle;
 pub mod logfile;
 pub mod logs_cmd;
 pub mod policy;
-pub mod probe;
+pub use openclaw_service_templates::probe;
 pub mod profile_cmd;
 pub mod service_cmd;
 pub mod status;

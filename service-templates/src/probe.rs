@@ -1,6 +1,7 @@
 //! Loopback HTTP probes of a gateway's `/healthz` and `/readyz`: a minimal
-//! blocking HTTP/1.1 GET over std, so the supervisor needs no async
-//! runtime and no HTTP client stack for a call to 127.0.0.1.
+//! blocking HTTP/1.1 GET over std, so neither binary needs an HTTP client
+//! stack for a call to 127.0.0.1. The supervisor and doctor use it, and so
+//! does a gateway checking for a healthy incumbent before it yields.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
