@@ -26,6 +26,9 @@ pub const METHODS: &[&str] = &[
     "device.pair.reject",
     "device.pair.remove",
     "device.token.revoke",
+    "node.pair.list",
+    "node.pair.approve",
+    "node.pair.reject",
 ];
 /// Events advertised in `hello-ok.features.events`.
 pub const EVENTS: &[&str] = &[
@@ -36,6 +39,7 @@ pub const EVENTS: &[&str] = &[
     "shutdown",
     "device.pair.requested",
     "device.pair.resolved",
+    "node.pair.resolved",
 ];
 
 /// Who is calling: what the handshake settled for the socket.
@@ -62,6 +66,9 @@ pub const SIDE_EFFECTING: &[&str] = &[
     "device.pair.reject",
     "device.pair.remove",
     "device.token.revoke",
+    "node.pair.list",
+    "node.pair.approve",
+    "node.pair.reject",
 ];
 
 /// Replay cache for idempotency keys (spec §10): 5 minutes, 1000 entries.
@@ -151,7 +158,9 @@ fn dispatch_once(
         "logs.tail" => logs_tail(gw, params),
         "last-heartbeat" => Ok(Value::Null),
         "channels.status" => Ok(channels_status(gw)),
-        m if m.starts_with("device.") => crate::pairing::dispatch(gw, caller, m, params),
+        m if m.starts_with("device.") || m.starts_with("node.pair.") => {
+            crate::pairing::dispatch(gw, caller, m, params)
+        }
         _ => Err(ErrorShape::invalid(format!("unknown method: {method}"))),
     }
 }

@@ -353,6 +353,36 @@ pub fn dispatch(
             save(&store)?;
             Ok(json!({"deviceId": id, "removed": true}))
         }
+        // Nodes are paired devices with role `node` (spec §6.3).
+        "node.pair.list" => {
+            let connected = gw.connected_devices();
+            Ok(json!({
+                "pending": store.pending.values().filter(|p| p.role == "node").collect::<Vec<_>>(),
+                "paired": store.paired.values().filter(|p| p.roles.iter().any(|r| r == "node"))
+                    .map(|p| paired_wire(p, connected.contains(&p.device_id))).collect::<Vec<_>>(),
+            }))
+        }
+        "node.pair.approve" | "node.pair.reject" => {
+            let id = param(params, "requestId", method)?;
+            let is_node = store.pending.get(id).is_some_and(|p| p.role == "node");
+            if !is_node {
+                return Err(not_found("requestId"));
+            }
+            let approve = method.ends_with("approve");
+            let device_id = store.pending[id].device_id.clone();
+            if approve {
+                store.approve(id, "operator");
+            } else {
+                store.pending.remove(id);
+            }
+            save(&store)?;
+            drop(store);
+            let decision = if approve { "approved" } else { "rejected" };
+            let resolved =
+                json!({"requestId": id, "nodeId": device_id, "decision": decision, "ts": now_ms()});
+            gw.broadcast("node.pair.resolved", resolved.clone(), false);
+            Ok(resolved)
+        }
         "device.token.revoke" => {
             let id = param(params, "deviceId", method)?;
             let role = param(params, "role", method)?;

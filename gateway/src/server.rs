@@ -38,6 +38,8 @@ pub struct Gateway {
     pub connections: TaskTracker,
     /// Interval of `tick` events (`policy.tickIntervalMs`).
     pub tick_interval: Duration,
+    /// Interval of WS pings; no pong by the next ping closes the socket.
+    pub ping_interval: Duration,
     /// Server events for every socket (each filters by its scopes).
     pub events: tokio::sync::broadcast::Sender<Broadcast>,
     /// Connected clients' presence entries, by connection id.
@@ -73,6 +75,18 @@ impl Gateway {
         Self::with_tick_interval(settings, shutdown, crate::protocol::TICK_INTERVAL)
     }
 
+    /// New shared state with other tick and ping intervals (tests).
+    pub fn with_intervals(
+        settings: GatewaySettings,
+        shutdown: CancellationToken,
+        tick: Duration,
+        ping: Duration,
+    ) -> Arc<Self> {
+        let mut gw = Self::with_tick_interval(settings, shutdown, tick);
+        Arc::get_mut(&mut gw).expect("not shared yet").ping_interval = ping;
+        gw
+    }
+
     /// New shared state with another tick interval (tests).
     pub fn with_tick_interval(
         settings: GatewaySettings,
@@ -92,6 +106,7 @@ impl Gateway {
             shutdown,
             connections: TaskTracker::new(),
             tick_interval: tick,
+            ping_interval: crate::ws::PING_INTERVAL,
             events: tokio::sync::broadcast::channel(256).0,
             presence: Default::default(),
             presence_version: std::sync::atomic::AtomicU64::new(1),

@@ -25,6 +25,9 @@ use crate::scopes;
 use crate::server::Gateway;
 use crate::settings::Auth;
 
+/// Interval of server WS pings after auth (the pong window).
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// What the handshake settled for this socket.
 #[derive(Debug)]
 struct Session {
@@ -501,6 +504,10 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
     let mut seq: u64 = 0;
     let period = gw.tick_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // Keepalive: a WS ping every 25 s; no pong by the next one closes.
+    let every = gw.ping_interval;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut awaiting_pong = false;
     let mut event_frame = |name: &str, payload: Value, state: Option<Value>| {
         seq += 1;
         let mut f = json!({"type": "event", "event": name, "payload": payload, "seq": seq});
@@ -520,6 +527,16 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             _ = tick.tick() => {
                 let f = event_frame("tick", json!({"ts": now_ms()}), None);
                 if !send_json(&mut socket, &f).await {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    send_close(&mut socket, close::POLICY, "pong timeout").await;
+                    break;
+                }
+                awaiting_pong = true;
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
             }
@@ -557,7 +574,8 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                     send_close(&mut socket, close::POLICY, "binary frames are not supported").await;
                     break;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
+                Some(Ok(Message::Ping(_))) => {}
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             }
         }

@@ -254,3 +254,118 @@ fn under_a_service_manager_a_newcomer_yields_to_a_healthy_incumbent() {
     // (The lock path would have said "gateway already running": this one
     // yielded before waiting on the lock.)
 }
+
+#[test]
+fn operator_commands_find_and_talk_to_the_gateway() {
+    let home = TestHome::new();
+    let slot = ports::claim_slots(2);
+    let port = slot.nth(0);
+    // A pending device request to approve by its code, and a log to tail.
+    let state = home.state_dir("a");
+    std::fs::create_dir_all(state.join("devices")).unwrap();
+    let pending = serde_json::json!({"r1": {"requestId": "r1", "code": "ABCDEFGH", "deviceId": "d1", "publicKey": "k",
+        "clientId": "cli", "clientMode": "cli", "role": "operator", "scopes": [], "remoteIp": "10.0.0.9",
+        "ts": openclaw_profiles::lock::now_ms()}});
+    std::fs::write(state.join("devices/pending.json"), pending.to_string()).unwrap();
+    std::fs::create_dir_all(state.join("logs")).unwrap();
+    std::fs::write(
+        state.join("logs/gateway.log"),
+        "first line\nsecond line\nthird line\n",
+    )
+    .unwrap();
+    let _g = start_live(&home, "a", port);
+    let oc = |args: &[&str]| home.command(BIN).args(args).output().unwrap();
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // The profile's own config: port and token.
+    assert_eq!(
+        json(&oc(&["--profile", "a", "health", "--json"]))["ok"],
+        true
+    );
+    // --url with --token.
+    let url = format!("ws://127.0.0.1:{port}");
+    let st = json(&oc(&[
+        "gateway", "call", "status", "--url", &url, "--token", "t", "--json",
+    ]));
+    assert!(st["runtimeVersion"].as_str().unwrap().ends_with("-rust"));
+    // OPENCLAW_GATEWAY_URL and OPENCLAW_GATEWAY_TOKEN.
+    let out = home
+        .command(BIN)
+        .env("OPENCLAW_GATEWAY_URL", &url)
+        .env("OPENCLAW_GATEWAY_TOKEN", "t")
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["tasks"]["total"], 0);
+    // A wrong token: exit 1 and the gateway's error.
+    let out = oc(&[
+        "gateway", "call", "health", "--url", &url, "--token", "nope", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+    // --url without --token is a usage error.
+    assert_eq!(
+        oc(&["gateway", "call", "health", "--url", &url])
+            .status
+            .code(),
+        Some(2)
+    );
+    // The probe connects with reduced scopes, like the real gateway's probes.
+    let probe = json(&oc(&["--profile", "a", "gateway", "probe", "--json"]));
+    assert_eq!(
+        (probe["ok"].as_bool(), probe["capability"].as_str()),
+        (Some(true), Some("connected_no_operator_scope"))
+    );
+    // logs over logs.tail.
+    let out = oc(&["--profile", "a", "logs", "-n", "2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "second line\nthird line\n"
+    );
+    // channels and devices.
+    assert_eq!(
+        json(&oc(&["--profile", "a", "channels", "status", "--json"]))["channelOrder"],
+        serde_json::json!([])
+    );
+    let list = json(&oc(&["--profile", "a", "devices", "list", "--json"]));
+    assert_eq!(list["pending"][0]["code"], "ABCDEFGH");
+    // pairing approve by code, in OpenClaw's `pairing approve <channel> <code>` form too.
+    let out = oc(&[
+        "--profile",
+        "a",
+        "pairing",
+        "approve",
+        "telegram",
+        "abcdefgh",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = json(&oc(&["--profile", "a", "devices", "list", "--json"]));
+    assert_eq!(
+        (
+            list["pending"].as_array().unwrap().len(),
+            list["paired"][0]["deviceId"].as_str()
+        ),
+        (0, Some("d1"))
+    );
+    let out = oc(&["--profile", "a", "pairing", "approve", "ZZZZZZZZ"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no pending pairing request with code ZZZZZZZZ"));
+    // Nothing listening: exit 1, not a hang.
+    let out = oc(&[
+        "health",
+        "--url",
+        &format!("ws://127.0.0.1:{}", slot.nth(1)),
+        "--token",
+        "t",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot reach the gateway"),
+        "{}",
+        stderr(&out)
+    );
+}

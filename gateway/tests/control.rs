@@ -476,3 +476,83 @@ async fn random_frames_after_connect_never_break_the_gateway() {
         "still serving"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_closed() {
+    use openclaw_gateway::settings::Auth;
+    use openclaw_profiles::config::Secret;
+    let gw = TestGateway::start_with_intervals(
+        Auth::Token(Secret::new(TOKEN)),
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_millis(100),
+    )
+    .await;
+    let (mut ws, _) = connect_as(&gw, cli_params(Some(TOKEN))).await;
+    // Not reading means not answering pings.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        expect_close(&mut ws).await,
+        (1008, "pong timeout".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays() {
+    use openclaw_gateway::settings::Auth;
+    use openclaw_profiles::config::Secret;
+    let gw = TestGateway::start_with_intervals(
+        Auth::Token(Secret::new(TOKEN)),
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_millis(200),
+    )
+    .await;
+    let (mut ws, _) = connect_as(&gw, cli_params(Some(TOKEN))).await;
+    // A client that keeps reading answers every ping (the pong goes out
+    // with its next write); ten intervals later the socket still works.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(2000);
+    let mut i = 0;
+    while std::time::Instant::now() < until {
+        let r = call(&mut ws, &format!("h{i}"), "health", json!({})).await;
+        assert_eq!(r["ok"], true);
+        i += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn node_pairing_requests_are_listed_and_approved() {
+    let seeded = |dir: &std::path::Path| {
+        let devices = dir.join("devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        let p = json!({"n1": {"requestId": "n1", "code": "NNNNNNNN", "deviceId": "node-1", "publicKey": "k", "clientId": "node-host",
+            "clientMode": "node", "role": "node", "scopes": [], "remoteIp": "10.0.0.7", "ts": openclaw_gateway::protocol::now_ms()}});
+        std::fs::write(devices.join("pending.json"), p.to_string()).unwrap();
+    };
+    let gw = TestGateway::with_token_seeded(seeded).await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
+    )
+    .await;
+    let list = call(&mut ws, "2", "node.pair.list", json!({})).await["payload"].clone();
+    assert_eq!(list["pending"][0]["requestId"], "n1");
+    let ok = call(
+        &mut ws,
+        "3",
+        "node.pair.approve",
+        json!({"requestId": "n1"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            ok["payload"]["nodeId"].as_str(),
+            ok["payload"]["decision"].as_str()
+        ),
+        (Some("node-1"), Some("approved"))
+    );
+    let ev = recv(&mut ws).await;
+    assert_eq!(ev["event"], "node.pair.resolved");
+    let list = call(&mut ws, "4", "node.pair.list", json!({})).await["payload"].clone();
+    assert_eq!(list["paired"][0]["deviceId"], "node-1");
+    assert_eq!(list["pending"], json!([]));
+}

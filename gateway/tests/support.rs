@@ -34,6 +34,10 @@ impl TestGateway {
     }
 
     pub(crate) async fn start_with_tick(auth: Auth, tick: Duration) -> Self {
+        Self::start_with_intervals(auth, tick, openclaw_gateway::ws::PING_INTERVAL).await
+    }
+
+    pub(crate) async fn start_with_intervals(auth: Auth, tick: Duration, ping: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         let settings = GatewaySettings {
@@ -50,7 +54,7 @@ impl TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let gw = Gateway::with_tick_interval(settings, shutdown.clone(), tick);
+        let gw = Gateway::with_intervals(settings, shutdown.clone(), tick, ping);
         let task = tokio::spawn(run(gw, listener));
         Self {
             addr,
