@@ -40,6 +40,8 @@ pub struct Gateway {
     pub tick_interval: Duration,
     /// Interval of WS pings; no pong by the next ping closes the socket.
     pub ping_interval: Duration,
+    /// Time from open to a successful `connect`.
+    pub handshake_timeout: Duration,
     /// Server events for every socket (each filters by its scopes).
     pub events: tokio::sync::broadcast::Sender<Broadcast>,
     /// Connected clients' presence entries, by connection id.
@@ -70,9 +72,19 @@ pub struct Broadcast {
 }
 
 impl Gateway {
-    /// New shared state with the protocol's 30 s tick.
+    /// New shared state with the protocol's 30 s tick; the handshake
+    /// deadline honours `OPENCLAW_HANDSHAKE_TIMEOUT_MS`.
     pub fn new(settings: GatewaySettings, shutdown: CancellationToken) -> Arc<Self> {
-        Self::with_tick_interval(settings, shutdown, crate::protocol::TICK_INTERVAL)
+        let mut gw = Self::with_tick_interval(settings, shutdown, crate::protocol::TICK_INTERVAL);
+        if let Some(ms) = std::env::var("OPENCLAW_HANDSHAKE_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Arc::get_mut(&mut gw)
+                .expect("not shared yet")
+                .handshake_timeout = Duration::from_millis(ms);
+        }
+        gw
     }
 
     /// New shared state with other tick and ping intervals (tests).
@@ -107,6 +119,7 @@ impl Gateway {
             connections: TaskTracker::new(),
             tick_interval: tick,
             ping_interval: crate::ws::PING_INTERVAL,
+            handshake_timeout: crate::protocol::HANDSHAKE_TIMEOUT,
             events: tokio::sync::broadcast::channel(256).0,
             presence: Default::default(),
             presence_version: std::sync::atomic::AtomicU64::new(1),
@@ -229,16 +242,33 @@ async fn readyz(
     json_response(status, body.to_string())
 }
 
+/// The client's address: the socket peer, unless a proxy forwarded the
+/// connection (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`): then the
+/// forwarded address, and never local (spec §6.1).
+pub fn client_addr(peer: SocketAddr, headers: &axum::http::HeaderMap) -> (std::net::IpAddr, bool) {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .or_else(|| headers.get("x-real-ip"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    let proxied = forwarded.is_some() || headers.contains_key("forwarded");
+    let ip = forwarded.unwrap_or(peer.ip());
+    (ip, !proxied && peer.ip().is_loopback())
+}
+
 async fn root(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let client = client_addr(peer, &headers);
     match upgrade {
         Ok(ws) => ws
             .max_message_size(MAX_PAYLOAD_BYTES)
             .max_frame_size(MAX_PAYLOAD_BYTES)
-            .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, peer)),
+            .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, client)),
         Err(_) => (
             StatusCode::NOT_FOUND,
             "OpenClaw gateway: connect with a WebSocket client\n",

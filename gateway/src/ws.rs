@@ -6,7 +6,6 @@
 //! lockout → credentials (shared token/password, or a device token) →
 //! device-less rules → device proof → pairing → device token → `hello-ok`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -17,9 +16,8 @@ use crate::identity::{self, SignedFields};
 use crate::methods::{self, Caller, EVENTS, METHODS};
 use crate::pairing;
 use crate::protocol::{
-    self, ConnectParams, ErrorShape, HANDSHAKE_TIMEOUT, MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES,
-    PREAUTH_MAX_BYTES, PROTOCOL_VERSION, RequestFrame, close, err_frame, event_frame, now_ms,
-    ok_frame, uuid_v4,
+    self, ConnectParams, ErrorShape, MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES, PREAUTH_MAX_BYTES,
+    PROTOCOL_VERSION, RequestFrame, close, err_frame, event_frame, now_ms, ok_frame, uuid_v4,
 };
 use crate::scopes;
 use crate::server::Gateway;
@@ -69,7 +67,14 @@ async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
 }
 
 /// Runs one connection to its end.
-pub async fn serve_connection(mut socket: WebSocket, gw: Arc<Gateway>, peer: SocketAddr) {
+///
+/// `client` is the client's address and whether the connection is local
+/// (a loopback socket that no proxy forwarded).
+pub async fn serve_connection(
+    mut socket: WebSocket,
+    gw: Arc<Gateway>,
+    client: (std::net::IpAddr, bool),
+) {
     let _tracked = gw.connections.token();
     let nonce = uuid_v4();
     let challenge = event_frame("connect.challenge", json!({"nonce": nonce, "ts": now_ms()}));
@@ -77,7 +82,7 @@ pub async fn serve_connection(mut socket: WebSocket, gw: Arc<Gateway>, peer: Soc
         return;
     }
     let handshake = tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut socket, &gw, peer, &nonce)) => r,
+        r = tokio::time::timeout(gw.handshake_timeout, handshake(&mut socket, &gw, client, &nonce)) => r,
         () = gw.shutdown.cancelled() => {
             send_close(&mut socket, close::SERVICE_RESTART, "service restart").await;
             return;
@@ -98,7 +103,7 @@ pub async fn serve_connection(mut socket: WebSocket, gw: Arc<Gateway>, peer: Soc
             return;
         }
     };
-    tracing::debug!(conn_id = %session.caller.conn_id, %peer, "client connected");
+    tracing::debug!(conn_id = %session.caller.conn_id, ip = %client.0, "client connected");
     connected(socket, gw, session).await;
 }
 
@@ -130,7 +135,7 @@ async fn first_text(socket: &mut WebSocket) -> Result<Utf8Bytes, Refusal> {
 async fn handshake(
     socket: &mut WebSocket,
     gw: &Gateway,
-    peer: SocketAddr,
+    client: (std::net::IpAddr, bool),
     nonce: &str,
 ) -> Result<Session, Refusal> {
     let text = first_text(socket).await?;
@@ -191,8 +196,7 @@ async fn handshake(
         ));
     }
     let requested: Vec<String> = params.scopes.clone().unwrap_or_default();
-    let ip = peer.ip();
-    let local = ip.is_loopback();
+    let (ip, local) = client;
 
     // Failed-auth lockout (never for loopback).
     if let Some(left) = gw.limiter.lock().ok().and_then(|l| l.locked(ip, now_ms())) {
@@ -263,7 +267,7 @@ async fn handshake(
         return Err(refuse(id, e, close::POLICY, &reason));
     }
     let device = proof.id.to_ascii_lowercase();
-    let token = match pair_device(gw, &params, proof, &role, &requested, ip) {
+    let token = match pair_device(gw, &params, proof, &role, &requested, ip, local) {
         Ok(t) => t,
         Err((err, reason)) => return Err(refuse(id, err, close::POLICY, &reason)),
     };
@@ -290,6 +294,7 @@ fn pair_device(
     role: &str,
     requested: &[String],
     ip: std::net::IpAddr,
+    local: bool,
 ) -> Result<Option<pairing::DeviceToken>, (ErrorShape, String)> {
     let device = proof.id.to_ascii_lowercase();
     let busy = || {
@@ -323,7 +328,7 @@ fn pair_device(
             requested,
             &ip.to_string(),
         ));
-        if ip.is_loopback() {
+        if local {
             store.approve(&req.request_id, "silent");
         } else {
             let _ = store.save();

@@ -369,3 +369,45 @@ fn operator_commands_find_and_talk_to_the_gateway() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_sends_connect_is_closed_after_the_handshake_deadline() {
+    use futures_util::StreamExt;
+    let home = TestHome::new();
+    let slot = ports::claim();
+    write_config(
+        &home,
+        "a",
+        r#"{ gateway: { mode: "local", auth: { token: "t" } } }"#,
+    );
+    let mut cmd = gateway(&home, "a", &["--port", &slot.base().to_string()]);
+    cmd.env("OPENCLAW_HANDSHAKE_TIMEOUT_MS", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _g = Running::spawn(cmd);
+    let port = slot.base();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(20), "gateway", || live(port))
+    })
+    .await
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut saw_challenge = false;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                    saw_challenge |= t.contains("connect.challenge")
+                }
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        true
+    })
+    .await;
+    assert!(saw_challenge);
+    assert_eq!(ended, Ok(true), "the gateway closed the silent socket");
+}

@@ -556,3 +556,112 @@ async fn node_pairing_requests_are_listed_and_approved() {
     assert_eq!(list["paired"][0]["deviceId"], "node-1");
     assert_eq!(list["pending"], json!([]));
 }
+
+#[tokio::test]
+async fn a_remote_device_waits_for_approval_then_gets_its_token() {
+    let gw = TestGateway::with_token().await;
+    let (mut operator, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
+    )
+    .await;
+    let dev = Device::new(11);
+    let scopes = ["operator.read"];
+    let (mut ws, challenge) = gw.open_forwarded("10.1.2.3").await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(&challenge, json!({"token": TOKEN}), &scopes),
+        ),
+    )
+    .await;
+    let res = recv(&mut ws).await;
+    assert_eq!(res["error"]["code"], "NOT_PAIRED", "{res}");
+    assert_eq!(
+        res["error"]["message"],
+        "pairing required: device is not approved yet"
+    );
+    let details = &res["error"]["details"];
+    assert_eq!(
+        (details["code"].as_str(), details["reason"].as_str()),
+        (Some("PAIRING_REQUIRED"), Some("not-paired"))
+    );
+    assert_eq!(details["deviceId"], dev.id());
+    let request_id = details["requestId"].as_str().unwrap().to_string();
+    let (code, reason) = expect_close(&mut ws).await;
+    assert_eq!(
+        (code, reason),
+        (
+            1008,
+            format!("pairing required: device is not approved yet (requestId: {request_id})")
+        )
+    );
+
+    // The operator hears about it, with the code, and approves.
+    let requested = recv(&mut operator).await;
+    assert_eq!(requested["event"], "device.pair.requested");
+    assert_eq!(requested["payload"]["requestId"], request_id.as_str());
+    assert_eq!(requested["payload"]["remoteIp"], "10.1.2.3");
+    assert_eq!(requested["payload"]["code"].as_str().unwrap().len(), 8);
+    let ok = call(
+        &mut operator,
+        "2",
+        "device.pair.approve",
+        json!({"requestId": request_id}),
+    )
+    .await;
+    assert_eq!(ok["ok"], true, "{ok}");
+
+    // The device's next connect is admitted and receives its device token.
+    let (mut ws, challenge) = gw.open_forwarded("10.1.2.3").await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(&challenge, json!({"token": TOKEN}), &scopes),
+        ),
+    )
+    .await;
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["ok"], true, "{hello}");
+    assert_eq!(hello["payload"]["auth"]["scopes"], json!(scopes));
+    assert_eq!(
+        hello["payload"]["auth"]["deviceToken"]
+            .as_str()
+            .unwrap()
+            .len(),
+        43
+    );
+}
+
+#[tokio::test]
+async fn ten_wrong_tokens_lock_a_remote_address_out_but_not_loopback() {
+    let gw = TestGateway::with_token().await;
+    for _ in 0..10 {
+        let (mut ws, _) = gw.open_forwarded("10.9.9.9").await;
+        send(&mut ws, &connect_frame("1", cli_params(Some("wrong")))).await;
+        assert_eq!(
+            recv(&mut ws).await["error"]["details"]["code"],
+            "AUTH_TOKEN_MISMATCH"
+        );
+    }
+    // Now even the right token is refused from there...
+    let (mut ws, _) = gw.open_forwarded("10.9.9.9").await;
+    send(&mut ws, &connect_frame("1", cli_params(Some(TOKEN)))).await;
+    let res = recv(&mut ws).await;
+    assert_eq!(
+        res["error"]["message"],
+        "unauthorized: too many failed authentication attempts (retry later)"
+    );
+    assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED");
+    assert!(res["error"]["details"]["retryAfterMs"].as_u64().unwrap() > 0);
+    // ...while another address and loopback are unaffected.
+    let (mut ws, _) = gw.open_forwarded("10.9.9.10").await;
+    send(&mut ws, &connect_frame("1", cli_params(Some(TOKEN)))).await;
+    let other = recv(&mut ws).await;
+    assert_eq!(other["ok"], true);
+    // A proxied (non-local) device-less CLI keeps no scopes.
+    assert_eq!(other["payload"]["auth"]["scopes"], json!([]));
+    assert_eq!(connect_as(&gw, cli_params(Some(TOKEN))).await.1["ok"], true);
+}

@@ -119,6 +119,18 @@ impl TestGateway {
         (ws, challenge["payload"].clone())
     }
 
+    /// Opens a socket as if a proxy forwarded it from `ip` (not local).
+    pub(crate) async fn open_forwarded(&self, ip: &str) -> (Ws, Value) {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self.url().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("x-forwarded-for", ip.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let challenge = recv(&mut ws).await;
+        assert_eq!(challenge["event"], "connect.challenge");
+        (ws, challenge["payload"].clone())
+    }
+
     /// Opens a socket and completes the handshake as `openclaw gateway call`.
     pub(crate) async fn connected(&self) -> (Ws, Value) {
         let (mut ws, _) = self.open().await;
