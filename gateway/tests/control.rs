@@ -325,19 +325,16 @@ async fn a_bad_signature_is_refused_with_its_code() {
 
 #[tokio::test]
 async fn operators_approve_and_reject_pending_requests() {
-    let seeded = |dir: &std::path::Path| {
-        let devices = dir.join("devices");
-        std::fs::create_dir_all(&devices).unwrap();
-        let pending = |id: &str, dev: &str, code: &str| {
-            json!({"requestId": id, "code": code, "deviceId": dev, "publicKey": "k", "platform": "linux",
-                   "clientId": "cli", "clientMode": "cli", "role": "operator", "scopes": ["operator.read"],
-                   "remoteIp": "10.0.0.9", "ts": openclaw_gateway::protocol::now_ms()})
-        };
-        let all =
-            json!({"r1": pending("r1", "d1", "ABCDEFGH"), "r2": pending("r2", "d2", "JKLMNPQR")});
-        std::fs::write(devices.join("pending.json"), all.to_string()).unwrap();
-    };
-    let gw = TestGateway::with_token_seeded(seeded).await;
+    let gw = TestGateway::with_token_seeded(|d| {
+        seed_pending(
+            d,
+            &[
+                ("r1", "d1", "ABCDEFGH", "operator"),
+                ("r2", "d2", "JKLMNPQR", "operator"),
+            ],
+        )
+    })
+    .await;
     let (mut ws, _) = connect_as(
         &gw,
         with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
@@ -391,14 +388,10 @@ async fn operators_approve_and_reject_pending_requests() {
 
 #[tokio::test]
 async fn a_repeated_idempotency_key_replays_the_first_answer() {
-    let seeded = |dir: &std::path::Path| {
-        let devices = dir.join("devices");
-        std::fs::create_dir_all(&devices).unwrap();
-        let p = json!({"r1": {"requestId": "r1", "code": "ABCDEFGH", "deviceId": "d1", "publicKey": "k", "clientId": "cli",
-            "clientMode": "cli", "role": "operator", "scopes": [], "remoteIp": "10.0.0.9", "ts": openclaw_gateway::protocol::now_ms()}});
-        std::fs::write(devices.join("pending.json"), p.to_string()).unwrap();
-    };
-    let gw = TestGateway::with_token_seeded(seeded).await;
+    let gw = TestGateway::with_token_seeded(|d| {
+        seed_pending(d, &[("r1", "d1", "ABCDEFGH", "operator")])
+    })
+    .await;
     let (mut ws, _) = connect_as(
         &gw,
         with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
@@ -521,14 +514,10 @@ async fn a_client_that_answers_pings_stays() {
 
 #[tokio::test]
 async fn node_pairing_requests_are_listed_and_approved() {
-    let seeded = |dir: &std::path::Path| {
-        let devices = dir.join("devices");
-        std::fs::create_dir_all(&devices).unwrap();
-        let p = json!({"n1": {"requestId": "n1", "code": "NNNNNNNN", "deviceId": "node-1", "publicKey": "k", "clientId": "node-host",
-            "clientMode": "node", "role": "node", "scopes": [], "remoteIp": "10.0.0.7", "ts": openclaw_gateway::protocol::now_ms()}});
-        std::fs::write(devices.join("pending.json"), p.to_string()).unwrap();
-    };
-    let gw = TestGateway::with_token_seeded(seeded).await;
+    let gw = TestGateway::with_token_seeded(|d| {
+        seed_pending(d, &[("n1", "node-1", "NNNNNNNN", "node")])
+    })
+    .await;
     let (mut ws, _) = connect_as(
         &gw,
         with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),

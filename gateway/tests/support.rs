@@ -38,8 +38,21 @@ impl TestGateway {
     }
 
     pub(crate) async fn start_with_intervals(auth: Auth, tick: Duration, ping: Duration) -> Self {
+        Self::start_full(auth, tick, ping, |_| {}).await
+    }
+
+    /// Every knob: auth, tick and ping intervals, and a `seed` run on the
+    /// state dir before the gateway starts.
+    pub(crate) async fn start_full(
+        auth: Auth,
+        tick: Duration,
+        ping: Duration,
+        seed: impl FnOnce(&std::path::Path),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
+        std::fs::create_dir_all(&state_dir).unwrap();
+        seed(&state_dir);
         let settings = GatewaySettings {
             paths: ProfilePaths {
                 profile: ProfileName::parse("t").unwrap(),
@@ -71,32 +84,14 @@ impl TestGateway {
 
     /// Starts with a token after running `seed` on the state dir.
     pub(crate) async fn with_token_seeded(seed: impl FnOnce(&std::path::Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        std::fs::create_dir_all(&state_dir).unwrap();
-        seed(&state_dir);
-        let settings = GatewaySettings {
-            paths: ProfilePaths {
-                profile: ProfileName::parse("t").unwrap(),
-                config_path: state_dir.join("openclaw.json"),
-                state_dir,
-            },
-            port: 0,
-            bind_addr: "127.0.0.1".parse().unwrap(),
-            auth: Auth::Token(Secret::new(TOKEN)),
-            config: Default::default(),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let gw = Gateway::new(settings, shutdown.clone());
-        let task = tokio::spawn(run(gw, listener));
-        Self {
-            addr,
-            shutdown,
-            task,
-            _dir: dir,
-        }
+        let tick = openclaw_gateway::protocol::TICK_INTERVAL;
+        Self::start_full(
+            Auth::Token(Secret::new(TOKEN)),
+            tick,
+            openclaw_gateway::ws::PING_INTERVAL,
+            seed,
+        )
+        .await
     }
 
     pub(crate) async fn with_token() -> Self {
@@ -139,6 +134,24 @@ impl TestGateway {
         assert_eq!(res["ok"], true, "{res}");
         (ws, res["payload"].clone())
     }
+}
+
+/// Writes pending device requests `(requestId, deviceId, code, role)` into
+/// a state dir's pairing store.
+pub(crate) fn seed_pending(state_dir: &std::path::Path, requests: &[(&str, &str, &str, &str)]) {
+    let devices = state_dir.join("devices");
+    std::fs::create_dir_all(&devices).unwrap();
+    let all: serde_json::Map<String, Value> = requests
+        .iter()
+        .map(|(id, dev, code, role)| {
+            let client = if *role == "node" { ("node-host", "node") } else { ("cli", "cli") };
+            let v = json!({"requestId": id, "code": code, "deviceId": dev, "publicKey": "k", "platform": "linux",
+                "clientId": client.0, "clientMode": client.1, "role": role, "scopes": [],
+                "remoteIp": "10.0.0.9", "ts": openclaw_gateway::protocol::now_ms()});
+            (id.to_string(), v)
+        })
+        .collect();
+    std::fs::write(devices.join("pending.json"), Value::Object(all).to_string()).unwrap();
 }
 
 /// The connect params `openclaw gateway call health` sends (transcript).

@@ -29,6 +29,11 @@ fn assert_offline() {
 
 /// Runs the real CLI with a throwaway client home inside `home`.
 fn real_cli(home: &TestHome, args: &[&str]) -> Output {
+    real_cli_env(home, &[], args)
+}
+
+/// The same, with extra environment (e.g. `OPENCLAW_GATEWAY_URL`).
+fn real_cli_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
     assert_offline();
     let cli_home = home.path().join("cli");
     let state = cli_home.join("state");
@@ -37,6 +42,7 @@ fn real_cli(home: &TestHome, args: &[&str]) -> Output {
         .env("HOME", &cli_home)
         .env("OPENCLAW_STATE_DIR", &state)
         .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .expect("run the real OpenClaw CLI")
@@ -182,26 +188,18 @@ fn real_cli_probe_health_env_and_status_remote() {
     );
 
     // `health` finds the gateway through OPENCLAW_GATEWAY_URL/TOKEN.
-    assert_offline();
-    let cli_state = home.path().join("cli/state");
-    std::fs::create_dir_all(&cli_state).unwrap();
-    let out = home
-        .command(bins::real_openclaw_cli())
-        .env("HOME", home.path().join("cli"))
-        .env("OPENCLAW_STATE_DIR", &cli_state)
-        .env("OPENCLAW_CONFIG_PATH", cli_state.join("openclaw.json"))
-        .env("OPENCLAW_GATEWAY_URL", &url)
-        .env("OPENCLAW_GATEWAY_TOKEN", &token)
-        .args(["health", "--json"])
-        .output()
-        .unwrap();
+    let gateway_env = [
+        ("OPENCLAW_GATEWAY_URL", url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", token.as_str()),
+    ];
+    let out = real_cli_env(&home, &gateway_env, &["health", "--json"]);
     let health = json_out(&out);
     assert_eq!(health["ok"], true);
     assert_eq!(health["defaultAgentId"], "main");
 
     // `status` with a client config in remote mode.
     std::fs::write(
-        cli_state.join("openclaw.json"),
+        home.path().join("cli/state/openclaw.json"),
         format!("{{ gateway: {{ mode: \"remote\", remote: {{ url: \"{url}\", token: \"{token}\" }} }} }}"),
     )
     .unwrap();
@@ -226,19 +224,11 @@ fn real_cli_logs_and_devices_list() {
     assert_eq!(devices["pending"], serde_json::json!([]));
     assert!(devices["paired"].is_array(), "{devices}");
 
-    assert_offline();
-    let cli_state = home.path().join("cli/state");
-    std::fs::create_dir_all(&cli_state).unwrap();
-    let out = home
-        .command(bins::real_openclaw_cli())
-        .env("HOME", home.path().join("cli"))
-        .env("OPENCLAW_STATE_DIR", &cli_state)
-        .env("OPENCLAW_CONFIG_PATH", cli_state.join("openclaw.json"))
-        .env("OPENCLAW_GATEWAY_URL", &url)
-        .env("OPENCLAW_GATEWAY_TOKEN", &token)
-        .args(["logs", "--limit", "20"])
-        .output()
-        .unwrap();
+    let gateway_env = [
+        ("OPENCLAW_GATEWAY_URL", url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", token.as_str()),
+    ];
+    let out = real_cli_env(&home, &gateway_env, &["logs", "--limit", "20"]);
     assert_eq!(
         out.status.code(),
         Some(0),
