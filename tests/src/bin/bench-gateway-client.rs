@@ -3,7 +3,7 @@
 //! an open socket, and `health` throughput over many connections. Prints
 //! one JSON document.
 //!
-//! usage: bench-gateway-client <ws-url> <token> [connects] [round-trips] [connections] [seconds]
+//! usage: `bench-gateway-client <ws-url> <token> [connects] [round-trips] [connections] [seconds]`
 
 use std::time::{Duration, Instant};
 
