@@ -42,6 +42,8 @@ pub struct Gateway {
     pub ping_interval: Duration,
     /// Time from open to a successful `connect`.
     pub handshake_timeout: Duration,
+    /// Period of the health refresh (a `health` event each time).
+    pub health_refresh: Duration,
     /// Server events for every socket (each filters by its scopes).
     pub events: tokio::sync::broadcast::Sender<Broadcast>,
     /// Connected clients' presence entries, by connection id.
@@ -60,6 +62,30 @@ pub struct Gateway {
     pub dedupe: std::sync::Mutex<crate::methods::Dedupe>,
 }
 
+/// The gateway's timers.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    /// `tick` events (`policy.tickIntervalMs`, 30 s).
+    pub tick: Duration,
+    /// WS pings; no pong by the next one closes the socket (25 s).
+    pub ping: Duration,
+    /// Open to a successful `connect` (15 s).
+    pub handshake: Duration,
+    /// Health refresh, each followed by a `health` event (60 s).
+    pub health_refresh: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            tick: crate::protocol::TICK_INTERVAL,
+            ping: crate::ws::PING_INTERVAL,
+            handshake: crate::protocol::HANDSHAKE_TIMEOUT,
+            health_refresh: Duration::from_secs(60),
+        }
+    }
+}
+
 /// An event for every connected socket.
 #[derive(Debug, Clone)]
 pub struct Broadcast {
@@ -72,38 +98,24 @@ pub struct Broadcast {
 }
 
 impl Gateway {
-    /// New shared state with the protocol's 30 s tick; the handshake
+    /// New shared state with the protocol's timers; the handshake
     /// deadline honours `OPENCLAW_HANDSHAKE_TIMEOUT_MS`.
     pub fn new(settings: GatewaySettings, shutdown: CancellationToken) -> Arc<Self> {
-        let mut gw = Self::with_tick_interval(settings, shutdown, crate::protocol::TICK_INTERVAL);
+        let mut timers = Timers::default();
         if let Some(ms) = std::env::var("OPENCLAW_HANDSHAKE_TIMEOUT_MS")
             .ok()
             .and_then(|v| v.parse().ok())
         {
-            Arc::get_mut(&mut gw)
-                .expect("not shared yet")
-                .handshake_timeout = Duration::from_millis(ms);
+            timers.handshake = Duration::from_millis(ms);
         }
-        gw
+        Self::with_timers(settings, shutdown, timers)
     }
 
-    /// New shared state with other tick and ping intervals (tests).
-    pub fn with_intervals(
+    /// New shared state with the given timers (tests shorten them).
+    pub fn with_timers(
         settings: GatewaySettings,
         shutdown: CancellationToken,
-        tick: Duration,
-        ping: Duration,
-    ) -> Arc<Self> {
-        let mut gw = Self::with_tick_interval(settings, shutdown, tick);
-        Arc::get_mut(&mut gw).expect("not shared yet").ping_interval = ping;
-        gw
-    }
-
-    /// New shared state with another tick interval (tests).
-    pub fn with_tick_interval(
-        settings: GatewaySettings,
-        shutdown: CancellationToken,
-        tick: Duration,
+        timers: Timers,
     ) -> Arc<Self> {
         let host = nix::unistd::gethostname()
             .ok()
@@ -117,9 +129,10 @@ impl Gateway {
             host,
             shutdown,
             connections: TaskTracker::new(),
-            tick_interval: tick,
-            ping_interval: crate::ws::PING_INTERVAL,
-            handshake_timeout: crate::protocol::HANDSHAKE_TIMEOUT,
+            tick_interval: timers.tick,
+            ping_interval: timers.ping,
+            handshake_timeout: timers.handshake,
+            health_refresh: timers.health_refresh,
             events: tokio::sync::broadcast::channel(256).0,
             presence: Default::default(),
             presence_version: std::sync::atomic::AtomicU64::new(1),
@@ -285,7 +298,7 @@ pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io
     // Health refresh: every 60 s a `health` event with a new stateVersion.
     let refresher = gw.clone();
     tokio::spawn(async move {
-        let period = Duration::from_secs(60);
+        let period = refresher.health_refresh;
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {

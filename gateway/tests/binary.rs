@@ -411,3 +411,35 @@ async fn a_client_that_never_sends_connect_is_closed_after_the_handshake_deadlin
     assert!(saw_challenge);
     assert_eq!(ended, Ok(true), "the gateway closed the silent socket");
 }
+
+#[test]
+fn logs_follow_prints_new_lines_as_they_come() {
+    use std::io::BufRead;
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let log = home.state_dir("a").join("logs/gateway.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "old line\n").unwrap();
+    let _g = start_live(&home, "a", slot.base());
+    let mut cmd = home.command(BIN);
+    cmd.args(["--profile", "a", "logs", "-n", "1", "--follow"])
+        .stdout(std::process::Stdio::piped());
+    let mut follower = Running::spawn(cmd);
+    let out = follower.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "old line"
+    );
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"fresh line\n").unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "fresh line"
+    );
+}

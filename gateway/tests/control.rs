@@ -654,3 +654,28 @@ async fn ten_wrong_tokens_lock_a_remote_address_out_but_not_loopback() {
     assert_eq!(other["payload"]["auth"]["scopes"], json!([]));
     assert_eq!(connect_as(&gw, cli_params(Some(TOKEN))).await.1["ok"], true);
 }
+
+#[tokio::test]
+async fn health_refreshes_reach_every_socket_with_a_new_state_version() {
+    use openclaw_gateway::settings::Auth;
+    use openclaw_profiles::config::Secret;
+    let period = std::time::Duration::from_millis(150);
+    let timers = openclaw_gateway::server::Timers {
+        health_refresh: period,
+        ..Default::default()
+    };
+    let gw = TestGateway::start_full(Auth::Token(Secret::new(TOKEN)), timers, |_| {}).await;
+    // Even a socket without scopes gets health events (they are unscoped).
+    let mut p = cli_params(Some(TOKEN));
+    p["client"]["mode"] = json!("probe");
+    let (mut ws, _) = connect_as(&gw, p).await;
+    let mut versions = Vec::new();
+    while versions.len() < 2 {
+        let f = recv(&mut ws).await;
+        if f["event"] == "health" {
+            assert_eq!(f["payload"]["ok"], true);
+            versions.push(f["stateVersion"]["health"].as_u64().unwrap());
+        }
+    }
+    assert!(versions[1] > versions[0], "{versions:?}");
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use openclaw_e2e::schema::{check_connect_params, check_frame};
+use openclaw_gateway::server::Timers;
 use openclaw_gateway::settings::{Auth, GatewaySettings};
 use openclaw_gateway::{Gateway, run};
 use openclaw_profiles::ProfileName;
@@ -34,19 +35,35 @@ impl TestGateway {
     }
 
     pub(crate) async fn start_with_tick(auth: Auth, tick: Duration) -> Self {
-        Self::start_with_intervals(auth, tick, openclaw_gateway::ws::PING_INTERVAL).await
+        Self::start_full(
+            auth,
+            Timers {
+                tick,
+                ..Timers::default()
+            },
+            |_| {},
+        )
+        .await
     }
 
     pub(crate) async fn start_with_intervals(auth: Auth, tick: Duration, ping: Duration) -> Self {
-        Self::start_full(auth, tick, ping, |_| {}).await
+        Self::start_full(
+            auth,
+            Timers {
+                tick,
+                ping,
+                ..Timers::default()
+            },
+            |_| {},
+        )
+        .await
     }
 
-    /// Every knob: auth, tick and ping intervals, and a `seed` run on the
-    /// state dir before the gateway starts.
+    /// Every knob: auth, timers, and a `seed` run on the state dir before
+    /// the gateway starts.
     pub(crate) async fn start_full(
         auth: Auth,
-        tick: Duration,
-        ping: Duration,
+        timers: Timers,
         seed: impl FnOnce(&std::path::Path),
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -67,7 +84,7 @@ impl TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let gw = Gateway::with_intervals(settings, shutdown.clone(), tick, ping);
+        let gw = Gateway::with_timers(settings, shutdown.clone(), timers);
         let task = tokio::spawn(run(gw, listener));
         Self {
             addr,
@@ -84,14 +101,7 @@ impl TestGateway {
 
     /// Starts with a token after running `seed` on the state dir.
     pub(crate) async fn with_token_seeded(seed: impl FnOnce(&std::path::Path)) -> Self {
-        let tick = openclaw_gateway::protocol::TICK_INTERVAL;
-        Self::start_full(
-            Auth::Token(Secret::new(TOKEN)),
-            tick,
-            openclaw_gateway::ws::PING_INTERVAL,
-            seed,
-        )
-        .await
+        Self::start_full(Auth::Token(Secret::new(TOKEN)), Timers::default(), seed).await
     }
 
     pub(crate) async fn with_token() -> Self {
