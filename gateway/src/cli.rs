@@ -178,6 +178,9 @@ pub enum GatewayCommand {
     Restart,
     /// Show this profile's service.
     Status {
+        /// Also list other gateway-like services on this host (system dirs too).
+        #[arg(long)]
+        deep: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,

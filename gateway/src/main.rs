@@ -72,7 +72,7 @@ fn main() -> ExitCode {
                 Some(GatewayCommand::Start) => service::control(&env, "start"),
                 Some(GatewayCommand::Stop) => service::control(&env, "stop"),
                 Some(GatewayCommand::Restart) => service::control(&env, "restart"),
-                Some(GatewayCommand::Status { json }) => service::status(&env, json),
+                Some(GatewayCommand::Status { deep, json }) => service::status(&env, deep, json),
                 Some(GatewayCommand::Run(run)) => return run_foreground(&run.to_flags(), &env),
                 Some(GatewayCommand::Call {
                     method,

@@ -102,9 +102,26 @@ pub fn control(env: &EnvSnapshot, verb: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `openclaw gateway status [--json]`.
-pub fn status(env: &EnvSnapshot, json: bool) -> Result<(), Failure> {
+/// Gateway-like services other than this profile's (`--deep`).
+fn other_services(native: &Native, own: &std::path::Path, deep: bool) -> Vec<serde_json::Value> {
+    use openclaw_service_templates::scan;
+    scan::scan(&scan::scan_dirs(&native.home, &native.unit_dir, deep))
+        .into_iter()
+        .filter(|s| s.path != own)
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name, "path": s.path, "profile": s.profile,
+                "system": s.scope == scan::Scope::System, "legacy": s.legacy,
+                "programMissing": s.program.as_ref().is_some_and(|p| p.is_absolute() && !p.exists()),
+            })
+        })
+        .collect()
+}
+
+/// `openclaw gateway status [--deep] [--json]`.
+pub fn status(env: &EnvSnapshot, deep: bool, json: bool) -> Result<(), Failure> {
     let (paths, _, native) = context(env)?;
+    let others = other_services(&native, &native.service_path(profile_of(&paths)), deep);
     let sp = profile_of(&paths);
     let installed = native.is_installed(sp);
     let st = if installed {
@@ -124,16 +141,30 @@ pub fn status(env: &EnvSnapshot, json: bool) -> Result<(), Failure> {
             "pid": st.main_pid,
             "restarts": st.restarts,
             "lastExitCode": st.last_exit_code,
+            "otherServices": others,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
+    let print_others = || {
+        if !others.is_empty() {
+            println!("Other gateway-like services detected (best effort):");
+            for o in &others {
+                println!(
+                    "  {} ({})",
+                    o["name"].as_str().unwrap_or(""),
+                    o["path"].as_str().unwrap_or("")
+                );
+            }
+        }
+    };
     if !installed {
         println!(
             "Service: not installed ({} {})",
             native.kind.as_str(),
             native.service_name(sp)
         );
+        print_others();
         return Ok(());
     }
     println!(
@@ -151,5 +182,6 @@ pub fn status(env: &EnvSnapshot, json: bool) -> Result<(), Failure> {
     if let Some(c) = st.last_exit_code {
         println!("Last exit: code {c}");
     }
+    print_others();
     Ok(())
 }

@@ -443,3 +443,39 @@ fn logs_follow_prints_new_lines_as_they_come() {
         "fresh line"
     );
 }
+
+#[test]
+fn gateway_status_deep_lists_other_gateway_services() {
+    let home = TestHome::new();
+    write_config(&home, "a", r#"{ gateway: { mode: "local" } }"#);
+    let units = home.path().join(".config/systemd/user");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("clawdbot-gateway.service"),
+        "[Service]\nExecStart=/usr/bin/node /opt/clawdbot/dist/index.js gateway\n",
+    )
+    .unwrap();
+    let out = home
+        .command(BIN)
+        .args(["--profile", "a", "gateway", "status", "--deep", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["installed"], false);
+    let others = v["otherServices"].as_array().unwrap();
+    assert!(
+        others
+            .iter()
+            .any(|o| o["name"] == "clawdbot-gateway.service" && o["legacy"] == true),
+        "{v}"
+    );
+    let human = home
+        .command(BIN)
+        .args(["--profile", "a", "gateway", "status", "--deep"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("Other gateway-like services detected")
+    );
+}

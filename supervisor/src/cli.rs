@@ -34,6 +34,11 @@ pub enum Command {
     /// Install profiles as OS services (systemd user units, launchd agents).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Run the keeper of one profile (started by `start`; not for direct use).
     #[command(hide = true)]
     Keep {

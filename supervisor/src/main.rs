@@ -37,6 +37,11 @@ fn names(ctx: &Context, t: &Targets) -> Vec<String> {
 }
 
 fn run(cli: Cli) -> CmdResult {
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "openclawctl", &mut std::io::stdout());
+        return Ok(());
+    }
     let mut ctx = Context::load()?;
     match cli.command {
         Command::Profile(ProfileCommand::Create {
@@ -135,6 +140,7 @@ fn run(cli: Cli) -> CmdResult {
         Command::Service(ServiceCommand::Render { profile, target }) => {
             service_cmd::render(&ctx, &profile, &target)
         }
+        Command::Completions { .. } => Ok(()),
         Command::Keep { profile } => {
             let paths = ctx.known_profile(&profile)?;
             match keeper::run(&ctx.env, &paths) {

@@ -240,3 +240,16 @@ fn status_on_an_empty_home_says_what_to_do() {
     let v: Value = serde_json::from_str(&ctl_ok(&home, &["status", "--json"])).unwrap();
     assert_eq!(v, serde_json::json!({"profiles": []}));
 }
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let home = TestHome::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ctl_ok(&home, &["completions", shell]);
+        assert!(
+            out.contains("openclawctl") && out.contains("profile") && out.contains("doctor"),
+            "{shell}: {out}"
+        );
+    }
+    assert_eq!(ctl(&home, &["completions", "tcsh"]).status.code(), Some(2));
+}
