@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::{Pid, getpgid};
+use nix::unistd::Pid;
 use openclaw_profiles::lock::{self, LockState};
 
 /// A temp home; see the module docs.
@@ -119,20 +119,41 @@ impl TestHome {
     }
 }
 
+/// Pids of live processes whose environment holds `HOME=<home>`: every
+/// process a test started in this home (keepers, gateways, their children).
+fn processes_of_home(home: &Path) -> Vec<u32> {
+    let needle = format!("HOME={}", home.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter(|pid| openclaw_profiles::process::pid_alive(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 impl Drop for TestHome {
     fn drop(&mut self) {
-        let mut pids = self.lock_holders();
-        pids.extend(self.extra_pids.iter().copied());
-        for pid in pids {
-            let p = Pid::from_raw(pid as i32);
-            match getpgid(Some(p)) {
-                Ok(g) if g == p => {
-                    let _ = killpg(g, Signal::SIGKILL);
-                }
-                _ => {
-                    let _ = kill(p, Signal::SIGKILL);
-                }
+        for pid in &self.extra_pids {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        // Keepers restart gateways they lose, so kill everything of this
+        // home until nothing is left (bounded).
+        for _ in 0..100 {
+            let pids = processes_of_home(&self.home);
+            if pids.is_empty() {
+                break;
             }
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }
