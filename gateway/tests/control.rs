@@ -481,7 +481,8 @@ async fn a_client_that_never_answers_pings_is_closed() {
     )
     .await;
     let (mut ws, _) = connect_as(&gw, cli_params(Some(TOKEN))).await;
-    // Not reading means not answering pings.
+    // Stay silent (not reading means not answering pings) for several
+    // ping intervals: that silence is what is under test.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(
         expect_close(&mut ws).await,

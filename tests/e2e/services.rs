@@ -173,8 +173,20 @@ fn a_profile_installed_as_a_systemd_user_unit_is_run_by_systemd() {
     let out = home.ctl(&["restart", "--profile", "a"]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     let restarts_then = manager.systemctl(&["show", "-p", "NRestarts", "--value", unit]);
-    std::thread::sleep(Duration::from_secs(6)); // longer than RestartSec=5: a restart would have happened
-    assert_eq!(manager.systemctl(&["is-active", unit]), "failed");
+    // Watch it for longer than RestartSec=5: it must stay down throughout.
+    let watch_until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < watch_until {
+        assert_eq!(
+            manager.systemctl(&["is-active", unit]),
+            "failed",
+            "restarted after exit 78"
+        );
+        assert!(
+            home.lock_holders().is_empty(),
+            "a gateway came back after exit 78"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(
         manager.systemctl(&["show", "-p", "NRestarts", "--value", unit]),
         restarts_then
