@@ -32,7 +32,14 @@ pub enum Command {
     /// Gateway health (channels, agents, sessions).
     Health(ConnArgs),
     /// Gateway status summary.
-    Status(ConnArgs),
+    Status {
+        /// Also this profile's OS service and a fresh channel probe.
+        #[arg(long)]
+        deep: bool,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// The gateway's log (over logs.tail).
     Logs {
         /// Lines to show.

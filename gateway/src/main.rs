@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             deep,
         } => doctor(&env, json, fix, yes, deep),
         Command::Health(c) => ExitCode::from(ops::health(&env, &c.to_conn())),
-        Command::Status(c) => ExitCode::from(ops::status(&env, &c.to_conn())),
+        Command::Status { deep, conn } => ExitCode::from(ops::status(&env, &conn.to_conn(), deep)),
         Command::Logs {
             lines,
             follow,

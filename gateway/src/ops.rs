@@ -198,29 +198,67 @@ pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
     }
 }
 
-/// `openclaw status`.
-pub fn status(env: &EnvSnapshot, conn: &Conn) -> u8 {
+/// `openclaw status [--deep]`: the gateway's status summary; `--deep`
+/// adds this profile's OS service and a fresh channel probe.
+pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
     let params = json!({"includeChannelSummary": false, "includeCliProjection": true});
-    match with_client(env, conn, CLI, &[scopes::READ], async |c| {
-        c.request("status", params).await
-    }) {
-        Ok(v) if conn.json => {
-            print_json(&v);
-            0
+    let result = with_client(env, conn, CLI, &[scopes::READ], async |c| {
+        let mut v = c.request("status", params).await?;
+        if deep {
+            v["channels"] = c.request("channels.status", json!({"probe": true})).await?;
         }
-        Ok(v) => {
-            println!(
-                "Gateway: {} (pid {})",
-                v["runtimeVersion"].as_str().unwrap_or("?"),
-                v["pid"]
-            );
-            println!("Uptime: {} s", v["uptimeMs"].as_u64().unwrap_or(0) / 1000);
-            println!("Sessions: {}", v["sessions"]["count"]);
-            println!("Tasks: {} active", v["tasks"]["active"]);
-            0
-        }
-        Err(code) => code,
+        Ok(v)
+    });
+    let mut v = match result {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if deep {
+        v["service"] = crate::service::describe(env);
     }
+    if conn.json {
+        print_json(&v);
+        return 0;
+    }
+    println!(
+        "Gateway: {} (pid {})",
+        v["runtimeVersion"].as_str().unwrap_or("?"),
+        v["pid"]
+    );
+    println!("Uptime: {} s", v["uptimeMs"].as_u64().unwrap_or(0) / 1000);
+    println!("Sessions: {}", v["sessions"]["count"]);
+    println!("Tasks: {} active", v["tasks"]["active"]);
+    if deep {
+        let s = &v["service"];
+        if s["installed"] == true {
+            println!(
+                "Service: {} {} ({}/{})",
+                s["manager"].as_str().unwrap_or(""),
+                s["service"].as_str().unwrap_or(""),
+                s["activeState"].as_str().unwrap_or(""),
+                s["subState"].as_str().unwrap_or("")
+            );
+        } else {
+            println!("Service: not installed");
+        }
+        let order = v["channels"]["channelOrder"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "Channels: {}",
+            if order.is_empty() {
+                "none configured".to_string()
+            } else {
+                order
+                    .iter()
+                    .filter_map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+    }
+    0
 }
 
 /// `openclaw channels status [--probe]`.

@@ -102,6 +102,29 @@ pub fn control(env: &EnvSnapshot, verb: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// This profile's service as a JSON object (for `status --deep`).
+pub fn describe(env: &EnvSnapshot) -> serde_json::Value {
+    let Ok((paths, _, native)) = context(env) else {
+        return serde_json::json!({"installed": false});
+    };
+    let sp = profile_of(&paths);
+    let installed = native.is_installed(sp);
+    let st = if installed {
+        native.status(sp).unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    serde_json::json!({
+        "manager": native.kind.as_str(),
+        "service": native.service_name(sp),
+        "installed": installed,
+        "enabled": st.unit_file_state == "enabled",
+        "activeState": st.active_state,
+        "subState": st.sub_state,
+        "pid": st.main_pid,
+    })
+}
+
 /// Gateway-like services other than this profile's (`--deep`).
 fn other_services(native: &Native, own: &std::path::Path, deep: bool) -> Vec<serde_json::Value> {
     use openclaw_service_templates::scan;

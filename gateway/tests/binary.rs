@@ -300,6 +300,15 @@ fn operator_commands_find_and_talk_to_the_gateway() {
         .output()
         .unwrap();
     assert_eq!(json(&out)["tasks"]["total"], 0);
+    // --deep adds the service and a channel probe.
+    let deep = json(&oc(&["--profile", "a", "status", "--deep", "--json"]));
+    assert_eq!(
+        (
+            deep["service"]["installed"].as_bool(),
+            deep["channels"]["channelOrder"].clone()
+        ),
+        (Some(false), serde_json::json!([]))
+    );
     // A wrong token: exit 1 and the gateway's error.
     let out = oc(&[
         "gateway", "call", "health", "--url", &url, "--token", "nope", "--json",
