@@ -46,14 +46,14 @@ pub fn inventory(
         .any(|s| !s.system && s.name.ends_with(".service") && s.profile_known);
     let linger = (native.kind == Kind::Systemd && user_units).then(|| {
         Path::new("/var/lib/systemd/linger")
-            .join(&native.user)
+            .join(native.user())
             .exists()
     });
     Inventory {
         profiles: facts,
         services,
         linger,
-        user: native.user,
+        user: native.user(),
     }
 }
 

@@ -39,8 +39,8 @@ pub struct Native {
     pub home: PathBuf,
     /// Where user units live (systemd).
     pub unit_dir: PathBuf,
-    /// The user's name (linger, messages).
-    pub user: String,
+    /// `USER` or `LOGNAME` from the environment, if set; see [`Native::user`].
+    pub env_user: Option<String>,
     /// The user's uid (launchd domains).
     pub uid: u32,
 }
@@ -71,24 +71,31 @@ impl Native {
             Kind::Systemd
         };
         let uid = nix::unistd::getuid();
-        let user = env
+        let env_user = env
             .get("USER")
             .or_else(|| env.get("LOGNAME"))
-            .map(str::to_string)
-            .or_else(|| {
-                nix::unistd::User::from_uid(uid)
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            })
-            .unwrap_or_else(|| uid.to_string());
+            .map(str::to_string);
         Self {
             kind,
             home: home.to_path_buf(),
             unit_dir: crate::systemd::unit_dir(home, env.get("XDG_CONFIG_HOME").map(Path::new)),
-            user,
+            env_user,
             uid: uid.as_raw(),
         }
+    }
+
+    /// The user's name (linger, messages): `USER`/`LOGNAME`, else the
+    /// password database. Looked up only when needed: a keeper, which only
+    /// asks whether a service file exists, never pays for an NSS lookup.
+    pub fn user(&self) -> String {
+        self.env_user.clone().unwrap_or_else(|| {
+            let uid = nix::unistd::Uid::from_raw(self.uid);
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| self.uid.to_string())
+        })
     }
 
     /// The unit name or label of a profile.
@@ -132,7 +139,7 @@ impl Native {
         let mut host = RealHost;
         match self.kind {
             Kind::Systemd => {
-                let mut sd = Systemd::new(&mut host, self.unit_dir.clone(), &self.user);
+                let mut sd = Systemd::new(&mut host, self.unit_dir.clone(), &self.user());
                 let outcome = sd.install(spec, dotenv, force)?;
                 let warnings = sd
                     .linger_warning(Path::new("/var/lib/systemd/linger"))
@@ -151,7 +158,7 @@ impl Native {
     pub fn uninstall(&self, profile: Option<&str>) -> Result<bool, Error> {
         let mut host = RealHost;
         match self.kind {
-            Kind::Systemd => Systemd::new(&mut host, self.unit_dir.clone(), &self.user)
+            Kind::Systemd => Systemd::new(&mut host, self.unit_dir.clone(), &self.user())
                 .uninstall(&unit_name(profile)),
             Kind::Launchd => crate::launchd::Launchd::new(&mut host, self.home.clone(), self.uid)
                 .uninstall(&label(profile)),
@@ -162,7 +169,7 @@ impl Native {
     pub fn control(&self, verb: &str, profile: Option<&str>) -> Result<(), Error> {
         let mut host = RealHost;
         match self.kind {
-            Kind::Systemd => Systemd::new(&mut host, self.unit_dir.clone(), &self.user)
+            Kind::Systemd => Systemd::new(&mut host, self.unit_dir.clone(), &self.user())
                 .control(verb, &unit_name(profile)),
             Kind::Launchd => {
                 let target = format!("gui/{}/{}", self.uid, label(profile));
@@ -192,7 +199,7 @@ impl Native {
     pub fn status(&self, profile: Option<&str>) -> Result<UnitStatus, Error> {
         let mut host = RealHost;
         match self.kind {
-            Kind::Systemd => Systemd::new(&mut host, self.unit_dir.clone(), &self.user)
+            Kind::Systemd => Systemd::new(&mut host, self.unit_dir.clone(), &self.user())
                 .status(&unit_name(profile)),
             Kind::Launchd => {
                 let target = format!("gui/{}/{}", self.uid, label(profile));
