@@ -84,11 +84,6 @@ pub fn event_frame(event: &str, payload: Value) -> Value {
     json!({"type": "event", "event": event, "payload": payload})
 }
 
-/// `{"type":"event",...,"seq":n}`.
-pub fn seq_event_frame(event: &str, payload: Value, seq: u64) -> Value {
-    json!({"type": "event", "event": event, "payload": payload, "seq": seq})
-}
-
 /// A successful `res`.
 pub fn ok_frame(id: &str, payload: Value) -> Value {
     json!({"type": "res", "id": id, "ok": true, "payload": payload})

@@ -4,7 +4,6 @@
 //! the service manager owns it: `start`, `stop`, `restart` and `status` go
 //! through it, and no keeper runs it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use openclaw_profiles::lock::now_ms;
@@ -19,7 +18,7 @@ use crate::context::Context;
 use crate::facts::{self, configured_port};
 use crate::launch::gateway_binary;
 use crate::lifecycle::wait_until;
-use crate::{CmdResult, Failure, probe, supervision};
+use crate::{CmdResult, Failure, probe};
 
 /// The profile name as the service files spell it (`None` = default).
 pub fn service_profile(paths: &ProfilePaths) -> Option<&str> {
@@ -381,11 +380,6 @@ pub fn describe_service(native: &Native, paths: &ProfilePaths) -> String {
     )
 }
 
-/// The service path as a `PathBuf` (tests and messages).
-pub fn service_path(ctx: &Context, paths: &ProfilePaths) -> PathBuf {
-    native(ctx).service_path(service_profile(paths))
-}
-
 /// True if a keeper would step on an installed service.
 pub fn keeper_must_refuse(
     env: &openclaw_profiles::paths::EnvSnapshot,
@@ -401,18 +395,4 @@ pub fn keeper_must_refuse(
             paths.profile
         )
     })
-}
-
-/// Drops the keeper's stale `failed`/`conflict` verdict once a service owns
-/// the profile (its history is systemd's now).
-pub fn forget_keeper_verdict(paths: &ProfilePaths) {
-    if let Some(mut rec) = supervision::read_record(paths)
-        && matches!(
-            rec.state,
-            supervision::State::Failed | supervision::State::Conflict
-        )
-    {
-        rec.state = supervision::State::Stopped;
-        let _ = supervision::write_record(paths, &rec);
-    }
 }

@@ -16,7 +16,6 @@ pub struct TestHome {
     dir: tempfile::TempDir,
     home: PathBuf,
     extra_env: Vec<(String, String)>,
-    extra_pids: Vec<u32>,
 }
 
 impl Default for TestHome {
@@ -36,7 +35,6 @@ impl TestHome {
             home: dir.path().to_path_buf(),
             dir,
             extra_env: Vec::new(),
-            extra_pids: Vec::new(),
         }
     }
 
@@ -95,11 +93,6 @@ impl TestHome {
             .expect("run openclawctl")
     }
 
-    /// Remembers a pid to kill on drop (a gateway spawned by the test).
-    pub fn track(&mut self, pid: u32) {
-        self.extra_pids.push(pid);
-    }
-
     /// Pids holding a state lock of any profile dir in this home.
     pub fn lock_holders(&self) -> Vec<u32> {
         let Ok(dir) = std::fs::read_dir(self.path()) else {
@@ -140,9 +133,6 @@ fn processes_of_home(home: &Path) -> Vec<u32> {
 
 impl Drop for TestHome {
     fn drop(&mut self) {
-        for pid in &self.extra_pids {
-            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
-        }
         // Keepers restart gateways they lose, so kill everything of this
         // home until nothing is left (bounded).
         for _ in 0..100 {
