@@ -22,6 +22,11 @@ pub struct Conn {
     pub json: bool,
 }
 
+/// A string field, or empty.
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -189,7 +194,7 @@ pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
                     "Agent {}: {} sessions ({})",
                     a["agentId"].as_str().unwrap_or("?"),
                     a["sessions"]["count"],
-                    a["sessions"]["path"].as_str().unwrap_or("")
+                    text(&a["sessions"]["path"])
                 );
             }
             0
@@ -233,10 +238,10 @@ pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
         if s["installed"] == true {
             println!(
                 "Service: {} {} ({}/{})",
-                s["manager"].as_str().unwrap_or(""),
-                s["service"].as_str().unwrap_or(""),
-                s["activeState"].as_str().unwrap_or(""),
-                s["subState"].as_str().unwrap_or("")
+                text(&s["manager"]),
+                text(&s["service"]),
+                text(&s["activeState"]),
+                text(&s["subState"])
             );
         } else {
             println!("Service: not installed");
@@ -369,20 +374,20 @@ pub fn devices(env: &EnvSnapshot, conn: &Conn, action: &str, request_id: Option<
             for p in &pending {
                 println!(
                     "  {}  code {}  {} {} from {}",
-                    p["requestId"].as_str().unwrap_or(""),
-                    p["code"].as_str().unwrap_or(""),
-                    p["clientId"].as_str().unwrap_or(""),
-                    p["role"].as_str().unwrap_or(""),
-                    p["remoteIp"].as_str().unwrap_or("")
+                    text(&p["requestId"]),
+                    text(&p["code"]),
+                    text(&p["clientId"]),
+                    text(&p["role"]),
+                    text(&p["remoteIp"])
                 );
             }
             println!("Paired ({}):", paired.len());
             for p in &paired {
                 println!(
                     "  {}  {} {}{}",
-                    p["deviceId"].as_str().unwrap_or(""),
-                    p["clientId"].as_str().unwrap_or(""),
-                    p["role"].as_str().unwrap_or(""),
+                    text(&p["deviceId"]),
+                    text(&p["clientId"]),
+                    text(&p["role"]),
                     if p["connected"] == true {
                         " (connected)"
                     } else {
@@ -393,7 +398,7 @@ pub fn devices(env: &EnvSnapshot, conn: &Conn, action: &str, request_id: Option<
             0
         }
         Ok(v) => {
-            println!("{action}d {}", v["requestId"].as_str().unwrap_or(""));
+            println!("{action}d {}", text(&v["requestId"]));
             0
         }
         Err(code) => code,
@@ -421,10 +426,10 @@ pub fn pairing(env: &EnvSnapshot, conn: &Conn, action: &str, args: &[String]) ->
             for p in &pending {
                 println!(
                     "{}  {} {} from {}",
-                    p["code"].as_str().unwrap_or(""),
-                    p["clientId"].as_str().unwrap_or(""),
-                    p["role"].as_str().unwrap_or(""),
-                    p["remoteIp"].as_str().unwrap_or("")
+                    text(&p["code"]),
+                    text(&p["clientId"]),
+                    text(&p["role"]),
+                    text(&p["remoteIp"])
                 );
             }
         }
@@ -443,6 +448,6 @@ pub fn pairing(env: &EnvSnapshot, conn: &Conn, action: &str, args: &[String]) ->
         );
         return 1;
     };
-    let id = req["requestId"].as_str().unwrap_or("").to_string();
+    let id = text(&req["requestId"]).to_string();
     devices(env, conn, action, Some(&id))
 }
