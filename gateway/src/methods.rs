@@ -255,18 +255,11 @@ fn channels_status(gw: &Gateway) -> Value {
 
 /// The gateway's own presence entry.
 pub fn self_presence(gw: &Gateway) -> Value {
-    let platform = format!(
-        "{} {}",
-        std::env::consts::OS,
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-    );
     json!({
         "host": gw.host,
         "ip": gw.host,
         "version": crate::VERSION,
-        "platform": platform.trim(),
+        "platform": gw.platform,
         "mode": "gateway",
         "reason": "self",
         "instanceId": gw.instance_id,

@@ -32,6 +32,8 @@ pub struct Gateway {
     pub started: Instant,
     /// The host name reported in presence.
     pub host: String,
+    /// `<os> <kernel release>` reported in presence (read once at start).
+    pub platform: String,
     /// Cancelled when the gateway stops.
     pub shutdown: CancellationToken,
     /// Tracks WebSocket connection tasks for the drain.
@@ -127,6 +129,15 @@ impl Gateway {
             settings,
             started: Instant::now(),
             host,
+            platform: format!(
+                "{} {}",
+                std::env::consts::OS,
+                std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                    .unwrap_or_default()
+                    .trim()
+            )
+            .trim()
+            .to_string(),
             shutdown,
             connections: TaskTracker::new(),
             tick_interval: timers.tick,
