@@ -41,10 +41,12 @@ pub fn yield_to_healthy_incumbent(settings: &GatewaySettings) -> Result<(), Star
     );
     let busy = !openclaw_profiles::ports::is_port_free(settings.port);
     if (held || busy)
-        && openclaw_service_templates::probe::is_live(settings.port, Duration::from_secs(2))
+        && let Some(who) =
+            openclaw_service_templates::probe::identify(settings.port, Duration::from_secs(2))
     {
         return Err(StartError::Lock(format!(
-            "a healthy gateway already serves ws://127.0.0.1:{}; yielding to it",
+            "{} already serves ws://127.0.0.1:{}; yielding to it",
+            who.describe(),
             settings.port
         )));
     }
@@ -115,13 +117,28 @@ pub async fn bind_exclusive(
                     StartError::Bind(format!("failed to bind gateway socket on {url}: {e}"))
                 });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < BIND_ATTEMPTS => {
-                tokio::time::sleep(BIND_RETRY_DELAY).await;
-            }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(StartError::Bind(format!(
-                    "another gateway instance is already listening on {url}"
-                )));
+                // Another gateway answering there will not go away by
+                // itself: say whose it is now instead of retrying.
+                let port = settings.port;
+                let owner = tokio::task::spawn_blocking(move || {
+                    openclaw_service_templates::probe::identify(port, Duration::from_secs(1))
+                })
+                .await
+                .ok()
+                .flatten();
+                if let Some(who) = owner {
+                    return Err(StartError::Bind(format!(
+                        "another gateway instance is already listening on {url}: {}; give this profile another gateway.port",
+                        who.describe()
+                    )));
+                }
+                if attempt >= BIND_ATTEMPTS {
+                    return Err(StartError::Bind(format!(
+                        "another gateway instance is already listening on {url}"
+                    )));
+                }
+                tokio::time::sleep(BIND_RETRY_DELAY).await;
             }
             Err(e) => {
                 return Err(StartError::Bind(format!(

@@ -17,6 +17,7 @@ pub mod guard;
 pub mod identity;
 pub mod methods;
 pub mod ops;
+pub mod output;
 pub mod pairing;
 pub mod protocol;
 pub mod scopes;

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         eprintln!("[openclaw] {e}");
         return ExitCode::from(2);
     }
+    // One rule under every manager: the state dir's `.env` fills what the
+    // process env leaves unset, for the gateway and the operator commands.
+    openclaw_profiles::dotenv::apply_state_dotenv(&mut env);
     match cli.command {
         Command::Doctor {
             json,
@@ -107,9 +110,9 @@ fn main() -> ExitCode {
 fn doctor(env: &EnvSnapshot, json: bool, fix: bool, yes: bool, deep: bool) -> ExitCode {
     let (paths, registry) = match (
         openclaw_profiles::paths::resolve_paths(env),
-        openclaw_profiles::registry::Registry::load(env),
+        openclaw_profiles::registry::Registry::load_lenient(env),
     ) {
-        (Ok(p), Ok(r)) => (p, r),
+        (Ok(p), Ok((r, _))) => (p, r),
         (Err(e), _) => return fail(&e.to_string()),
         (_, Err(e)) => return fail(&e.to_string()),
     };
@@ -183,6 +186,8 @@ fn run_gateway(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<(), StartError
         guard::yield_to_healthy_incumbent(&settings)?;
     }
     let mut lock = guard::take_state_lock(&settings, openclaw_gateway::VERSION)?;
+    // Only the state dir's owner rotates its log.
+    openclaw_gateway::output::rotate_own_log(env, &settings.paths);
     let _config_lock = if env.get(guard::ENV_ALLOW_MULTI) == Some("1") {
         None
     } else {

@@ -3,6 +3,7 @@
 //! `channels status`, `devices ...`, `pairing ...`. Each returns the exit
 //! code: 0 ok, 1 the gateway refused or could not be reached, 2 usage.
 
+use openclaw_profiles::outln;
 use std::time::Duration;
 
 use openclaw_profiles::paths::EnvSnapshot;
@@ -28,7 +29,7 @@ fn text(v: &Value) -> &str {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 fn fail(conn: &Conn, e: &CallError) -> u8 {
@@ -142,13 +143,13 @@ pub fn probe(env: &EnvSnapshot, conn: &Conn) -> u8 {
             if conn.json {
                 print_json(&doc);
             } else {
-                println!("Reachable: yes ({}, {latency} ms)", t.url);
-                println!(
+                outln!("Reachable: yes ({}, {latency} ms)", t.url);
+                outln!(
                     "Server: {} (connId {})",
                     hello["server"]["version"].as_str().unwrap_or("?"),
                     hello["server"]["connId"].as_str().unwrap_or("?")
                 );
-                println!(
+                outln!(
                     "Capability: {capability}; scopes {}",
                     hello["auth"]["scopes"]
                 );
@@ -159,7 +160,7 @@ pub fn probe(env: &EnvSnapshot, conn: &Conn) -> u8 {
             if conn.json {
                 print_json(&json!({"ok": false, "url": t.url, "error": e.message}));
             } else {
-                println!("Reachable: no ({}): {}", t.url, e.message);
+                outln!("Reachable: no ({}): {}", t.url, e.message);
             }
             1
         }
@@ -176,12 +177,12 @@ pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
             0
         }
         Ok(v) => {
-            println!("Gateway: {}", if v["ok"] == true { "ok" } else { "not ok" });
+            outln!("Gateway: {}", if v["ok"] == true { "ok" } else { "not ok" });
             let order: Vec<&str> = v["channelOrder"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "Channels: {}",
                 if order.is_empty() {
                     "none configured".to_string()
@@ -190,7 +191,7 @@ pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
                 }
             );
             for a in v["agents"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "Agent {}: {} sessions ({})",
                     a["agentId"].as_str().unwrap_or("?"),
                     a["sessions"]["count"],
@@ -225,18 +226,18 @@ pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
         print_json(&v);
         return 0;
     }
-    println!(
+    outln!(
         "Gateway: {} (pid {})",
         v["runtimeVersion"].as_str().unwrap_or("?"),
         v["pid"]
     );
-    println!("Uptime: {} s", v["uptimeMs"].as_u64().unwrap_or(0) / 1000);
-    println!("Sessions: {}", v["sessions"]["count"]);
-    println!("Tasks: {} active", v["tasks"]["active"]);
+    outln!("Uptime: {} s", v["uptimeMs"].as_u64().unwrap_or(0) / 1000);
+    outln!("Sessions: {}", v["sessions"]["count"]);
+    outln!("Tasks: {} active", v["tasks"]["active"]);
     if deep {
         let s = &v["service"];
         if s["installed"] == true {
-            println!(
+            outln!(
                 "Service: {} {} ({}/{})",
                 text(&s["manager"]),
                 text(&s["service"]),
@@ -244,13 +245,13 @@ pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
                 text(&s["subState"])
             );
         } else {
-            println!("Service: not installed");
+            outln!("Service: not installed");
         }
         let order = v["channels"]["channelOrder"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        println!(
+        outln!(
             "Channels: {}",
             if order.is_empty() {
                 "none configured".to_string()
@@ -278,12 +279,12 @@ pub fn channels_status(env: &EnvSnapshot, conn: &Conn, probe: bool) -> u8 {
         Ok(v) => {
             let order = v["channelOrder"].as_array().cloned().unwrap_or_default();
             if order.is_empty() {
-                println!("No channels configured.");
+                outln!("No channels configured.");
             }
             for id in order {
                 let id = id.as_str().unwrap_or("?");
                 let c = &v["channels"][id];
-                println!(
+                outln!(
                     "{id}: configured {}, running {}{}",
                     c["configured"],
                     c["running"],
@@ -333,9 +334,9 @@ pub fn logs(env: &EnvSnapshot, conn: &Conn, lines: usize, follow: bool) -> u8 {
                 };
                 for l in v["lines"].as_array().into_iter().flatten() {
                     if conn.json {
-                        println!("{}", json!({"line": l}));
+                        outln!("{}", json!({"line": l}));
                     } else {
-                        println!("{}", l.as_str().unwrap_or(""));
+                        outln!("{}", l.as_str().unwrap_or(""));
                     }
                 }
                 cursor = v["cursor"].as_u64();
@@ -370,9 +371,9 @@ pub fn devices(env: &EnvSnapshot, conn: &Conn, action: &str, request_id: Option<
         Ok(v) if action == "list" => {
             let pending = v["pending"].as_array().cloned().unwrap_or_default();
             let paired = v["paired"].as_array().cloned().unwrap_or_default();
-            println!("Pending ({}):", pending.len());
+            outln!("Pending ({}):", pending.len());
             for p in &pending {
-                println!(
+                outln!(
                     "  {}  code {}  {} {} from {}",
                     text(&p["requestId"]),
                     text(&p["code"]),
@@ -381,9 +382,9 @@ pub fn devices(env: &EnvSnapshot, conn: &Conn, action: &str, request_id: Option<
                     text(&p["remoteIp"])
                 );
             }
-            println!("Paired ({}):", paired.len());
+            outln!("Paired ({}):", paired.len());
             for p in &paired {
-                println!(
+                outln!(
                     "  {}  {} {}{}",
                     text(&p["deviceId"]),
                     text(&p["clientId"]),
@@ -398,7 +399,7 @@ pub fn devices(env: &EnvSnapshot, conn: &Conn, action: &str, request_id: Option<
             0
         }
         Ok(v) => {
-            println!("{action}d {}", text(&v["requestId"]));
+            outln!("{action}d {}", text(&v["requestId"]));
             0
         }
         Err(code) => code,
@@ -421,10 +422,10 @@ pub fn pairing(env: &EnvSnapshot, conn: &Conn, action: &str, args: &[String]) ->
         if conn.json {
             print_json(&json!({"requests": pending}));
         } else if pending.is_empty() {
-            println!("No pending pairing requests.");
+            outln!("No pending pairing requests.");
         } else {
             for p in &pending {
-                println!(
+                outln!(
                     "{}  {} {} from {}",
                     text(&p["code"]),
                     text(&p["clientId"]),

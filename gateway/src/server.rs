@@ -56,6 +56,10 @@ pub struct Gateway {
     pub health_version: std::sync::atomic::AtomicU64,
     /// This gateway's instance id (presence `self`).
     pub instance_id: String,
+    /// The identity of this gateway's state dir
+    /// (`openclaw_profiles::contract::instance_id`), sent with every probe
+    /// answer so that supervisors accept only their own gateway's answer.
+    pub state_instance: String,
     /// Paired devices and pending requests.
     pub pairing: std::sync::Mutex<crate::pairing::Store>,
     /// Failed-auth limiter.
@@ -124,6 +128,7 @@ impl Gateway {
             .and_then(|h| h.into_string().ok())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "gateway".to_string());
+        let state_instance = openclaw_profiles::contract::instance_id(&settings.paths.state_dir);
         Arc::new(Self {
             pairing: std::sync::Mutex::new(crate::pairing::Store::load(&settings.paths.state_dir)),
             settings,
@@ -149,6 +154,7 @@ impl Gateway {
             presence_version: std::sync::atomic::AtomicU64::new(1),
             health_version: std::sync::atomic::AtomicU64::new(1),
             instance_id: crate::protocol::uuid_v4(),
+            state_instance,
             limiter: Default::default(),
             dedupe: Default::default(),
         })
@@ -233,17 +239,28 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .with_state(gw)
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+/// A probe answer with this gateway's identity headers (pid, state-dir
+/// instance, profile).
+fn probe_response(gw: &Gateway, status: StatusCode, body: String) -> Response {
+    use openclaw_profiles::contract::{HEADER_INSTANCE, HEADER_PID, HEADER_PROFILE};
     (
         status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        [
+            (
+                header::CONTENT_TYPE.as_str(),
+                "application/json; charset=utf-8",
+            ),
+            (HEADER_PID, &std::process::id().to_string()),
+            (HEADER_INSTANCE, &gw.state_instance),
+            (HEADER_PROFILE, gw.settings.paths.profile.as_str()),
+        ],
         body,
     )
         .into_response()
 }
 
-async fn healthz() -> Response {
-    json_response(StatusCode::OK, HEALTHZ_BODY.to_string())
+async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
+    probe_response(&gw, StatusCode::OK, HEALTHZ_BODY.to_string())
 }
 
 async fn readyz(
@@ -263,7 +280,7 @@ async fn readyz(
     } else {
         serde_json::json!({"ready": !draining})
     };
-    json_response(status, body.to_string())
+    probe_response(&gw, status, body.to_string())
 }
 
 /// The client's address: the socket peer, unless a proxy forwarded the

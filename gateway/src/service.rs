@@ -3,6 +3,7 @@
 //! files and driver as `openclawctl service ...`.
 
 use openclaw_profiles::config;
+use openclaw_profiles::outln;
 use openclaw_profiles::paths::{self, EnvSnapshot};
 use openclaw_profiles::ports;
 use openclaw_service_templates::native::{Native, spec_for};
@@ -43,17 +44,17 @@ pub fn install(env: &EnvSnapshot, port: Option<u16>, force: bool) -> Result<(), 
     }
     let path = native.service_path(profile_of(&paths));
     match outcome {
-        Outcome::Installed => println!(
+        Outcome::Installed => outln!(
             "Installed {} ({}), port {port}",
             path.display(),
             native.kind.as_str()
         ),
-        Outcome::Rewritten => println!(
+        Outcome::Rewritten => outln!(
             "Rewrote {} ({}), port {port}",
             path.display(),
             native.kind.as_str()
         ),
-        Outcome::AlreadyInstalled => println!("{} is already installed", path.display()),
+        Outcome::AlreadyInstalled => outln!("{} is already installed", path.display()),
     }
     Ok(())
 }
@@ -65,13 +66,13 @@ pub fn uninstall(env: &EnvSnapshot) -> Result<(), Failure> {
         .uninstall(profile_of(&paths))
         .map_err(|e| (e.to_string(), 1))?;
     if existed {
-        println!(
+        outln!(
             "Removed {} (state kept in {})",
             native.service_path(profile_of(&paths)).display(),
             paths.state_dir.display()
         );
     } else {
-        println!("No gateway service installed for this profile");
+        outln!("No gateway service installed for this profile");
     }
     Ok(())
 }
@@ -82,7 +83,7 @@ pub fn control(env: &EnvSnapshot, verb: &str) -> Result<(), Failure> {
     let sp = profile_of(&paths);
     if !native.is_installed(sp) {
         if verb == "stop" {
-            println!("No gateway service installed for this profile; nothing to stop");
+            outln!("No gateway service installed for this profile; nothing to stop");
             return Ok(());
         }
         return Err((
@@ -94,7 +95,7 @@ pub fn control(env: &EnvSnapshot, verb: &str) -> Result<(), Failure> {
         ));
     }
     native.control(verb, sp).map_err(|e| (e.to_string(), 1))?;
-    println!(
+    outln!(
         "{verb}: {} {}",
         native.kind.as_str(),
         native.service_name(sp)
@@ -166,14 +167,14 @@ pub fn status(env: &EnvSnapshot, deep: bool, json: bool) -> Result<(), Failure> 
             "lastExitCode": st.last_exit_code,
             "otherServices": others,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     let print_others = || {
         if !others.is_empty() {
-            println!("Other gateway-like services detected (best effort):");
+            outln!("Other gateway-like services detected (best effort):");
             for o in &others {
-                println!(
+                outln!(
                     "  {} ({})",
                     o["name"].as_str().unwrap_or(""),
                     o["path"].as_str().unwrap_or("")
@@ -182,7 +183,7 @@ pub fn status(env: &EnvSnapshot, deep: bool, json: bool) -> Result<(), Failure> 
         }
     };
     if !installed {
-        println!(
+        outln!(
             "Service: not installed ({} {})",
             native.kind.as_str(),
             native.service_name(sp)
@@ -190,20 +191,20 @@ pub fn status(env: &EnvSnapshot, deep: bool, json: bool) -> Result<(), Failure> 
         print_others();
         return Ok(());
     }
-    println!(
+    outln!(
         "Service: {} {} ({})",
         native.kind.as_str(),
         native.service_name(sp),
         st.unit_file_state
     );
-    println!(
+    outln!(
         "Runtime: {}/{}{}",
         st.active_state,
         st.sub_state,
         st.main_pid.map_or(String::new(), |p| format!(" (pid {p})"))
     );
     if let Some(c) = st.last_exit_code {
-        println!("Last exit: code {c}");
+        outln!("Last exit: code {c}");
     }
     print_others();
     Ok(())

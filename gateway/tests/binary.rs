@@ -245,7 +245,8 @@ fn under_a_service_manager_a_newcomer_yields_to_a_healthy_incumbent() {
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!(
-            "a healthy gateway already serves ws://127.0.0.1:{}; yielding to it",
+            "the gateway of profile `a` (pid {}) already serves ws://127.0.0.1:{}; yielding to it",
+            _first.pid(),
             slot.base()
         )),
         "{}",

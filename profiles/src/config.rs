@@ -385,6 +385,8 @@ pub struct OwnedKeys {
     pub port: Option<u16>,
     /// `gateway.mode` (`local` for a gateway this host runs).
     pub gateway_mode: Option<&'static str>,
+    /// `gateway.bind`.
+    pub bind: Option<BindMode>,
     /// `gateway.auth.mode`.
     pub auth_mode: Option<AuthMode>,
     /// `gateway.auth.token`.
@@ -428,6 +430,13 @@ pub fn write_owned_keys(path: &Path, keys: &OwnedKeys) -> Result<(), Error> {
     }
     if let Some(mode) = keys.gateway_mode {
         set_prop(&gateway, "mode", CstInputValue::String(mode.to_string()));
+    }
+    if let Some(bind) = keys.bind {
+        set_prop(
+            &gateway,
+            "bind",
+            CstInputValue::String(bind.as_str().to_string()),
+        );
     }
     if keys.auth_mode.is_some() || keys.token.is_some() {
         let auth = gateway.object_value_or_set("auth");
@@ -585,6 +594,7 @@ mod tests {
                 gateway_mode: Some("local"),
                 auth_mode: Some(AuthMode::Token),
                 token: Some(Secret::new("abc")),
+                ..Default::default()
             },
         )
         .unwrap();

@@ -29,6 +29,28 @@ pub const CONFIG_FILE_NAME: &str = "openclaw.json";
 /// The default gateway port.
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
 
+/// Response header of every probe answer (`/health[z]`, `/ready[z]`): the
+/// answering gateway's pid.
+pub const HEADER_PID: &str = "x-openclaw-pid";
+/// Response header of every probe answer: the answering gateway's
+/// [`instance_id`], so a supervisor accepts only its own gateway's answer.
+pub const HEADER_INSTANCE: &str = "x-openclaw-instance";
+/// Response header of every probe answer: the answering gateway's profile.
+pub const HEADER_PROFILE: &str = "x-openclaw-profile";
+
+/// The identity of the gateway that owns `state_dir`: the first 16 hex
+/// digits of the SHA-256 of its canonical path (the path itself is not
+/// shown to whoever can reach the port).
+pub fn instance_id(state_dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let real = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    Sha256::digest(real.as_os_str().as_encoded_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Body of a live `/health` and `/healthz` answer.
 pub const HEALTHZ_BODY: &str = r#"{"ok":true,"status":"live"}"#;
 

@@ -152,6 +152,9 @@ pub struct Inventory {
     pub linger: Option<bool>,
     /// The user (for linger hints).
     pub user: String,
+    /// Why `openclawctl`'s registry (`profiles.toml`) could not be read,
+    /// when it could not (file:line:column included).
+    pub registry_error: Option<String>,
 }
 
 fn real(p: &Path) -> PathBuf {
@@ -340,6 +343,15 @@ pub fn check(inv: &Inventory) -> Vec<Finding> {
         profile_checks(p, ps, inv, &mut out);
     }
     service_checks(inv, &mut out);
+    if let Some(why) = &inv.registry_error {
+        out.push(finding(
+            "registry-invalid",
+            Severity::Error,
+            Vec::new(),
+            why.clone(),
+            "fix the file by hand (or move it away and `openclawctl profile create` the profiles again); until then only profiles found on disk are known".into(),
+        ));
+    }
     out
 }
 
@@ -751,6 +763,17 @@ mod tests {
             ..Default::default()
         };
         assert!(check(&inv).is_empty(), "{:?}", check(&inv));
+    }
+
+    #[test]
+    fn a_damaged_registry_is_a_finding() {
+        let inv = Inventory {
+            registry_error: Some("invalid profile registry /r/profiles.toml:2:1: x".into()),
+            ..Default::default()
+        };
+        let f = check(&inv);
+        assert_eq!(ids(&inv), vec!["registry-invalid"]);
+        assert!(f[0].message.contains("profiles.toml:2:1"));
     }
 
     #[test]

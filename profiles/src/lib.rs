@@ -17,12 +17,14 @@ pub mod contract;
 pub mod doctor;
 pub mod dotenv;
 pub mod lock;
+pub mod logrotate;
 pub mod name;
 pub mod paths;
 pub mod ports;
 pub mod process;
 pub mod purge;
 pub mod registry;
+pub mod stdout;
 pub mod token;
 
 pub use name::ProfileName;

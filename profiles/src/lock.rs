@@ -152,21 +152,61 @@ pub fn read_owner(lock_path: &Path) -> Option<OwnerRecord> {
     serde_json::from_str(&text).ok()
 }
 
-/// Reports whether a live process holds the lock at `lock_path`.
+/// Reports whether a live process holds the lock at `lock_path`, without
+/// ever taking it: a reader that took the lock for a moment could make a
+/// starting keeper or gateway believe it lost its race. On Linux the kernel's
+/// lock table (`/proc/locks`) is read; elsewhere a probe `try_lock` is the
+/// fallback.
 pub fn inspect(lock_path: &Path) -> Result<LockState, LockError> {
-    let file = match OpenOptions::new().read(true).write(true).open(lock_path) {
+    let file = match File::open(lock_path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
         Err(e) => return Err(io_err(lock_path)(e)),
     };
+    let meta = file.metadata().map_err(io_err(lock_path))?;
+    if let Some(held) = kernel_lock_table_holds(meta.dev(), meta.ino()) {
+        return Ok(if held {
+            LockState::Held(read_owner(lock_path))
+        } else {
+            LockState::Free
+        });
+    }
     match file.try_lock() {
-        Ok(()) => {
-            // Free; release at once (dropping `file` unlocks).
-            Ok(LockState::Free)
-        }
+        // Free; dropping `file` releases the probe at once.
+        Ok(()) => Ok(LockState::Free),
         Err(TryLockError::WouldBlock) => Ok(LockState::Held(read_owner(lock_path))),
         Err(TryLockError::Error(e)) => Err(io_err(lock_path)(e)),
     }
+}
+
+/// Whether `/proc/locks` lists a granted `flock` on the inode `dev:ino`;
+/// `None` when the table cannot be read (not Linux, no /proc).
+fn kernel_lock_table_holds(dev: u64, ino: u64) -> Option<bool> {
+    let table = fs::read_to_string("/proc/locks").ok()?;
+    Some(lock_table_holds(&table, dev, ino))
+}
+
+/// Parses `/proc/locks` lines such as
+/// `1: FLOCK  ADVISORY  WRITE 1806 fe:00:5308773 0 EOF` (device numbers in
+/// hex); waiters (`->`) do not hold the lock.
+fn lock_table_holds(table: &str, dev: u64, ino: u64) -> bool {
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    table.lines().filter(|l| !l.contains("->")).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return false;
+        }
+        let Some(id) = fields.get(5) else {
+            return false;
+        };
+        let mut parts = id.split(':');
+        let (Some(ma), Some(mi), Some(i)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        u64::from_str_radix(ma, 16).ok() == Some(major)
+            && u64::from_str_radix(mi, 16).ok() == Some(minor)
+            && i.parse::<u64>().ok() == Some(ino)
+    })
 }
 
 impl InstanceLock {
@@ -314,6 +354,49 @@ mod tests {
         let lock = InstanceLock::acquire(&path, record(), Duration::from_secs(5)).unwrap();
         assert_eq!(read_owner(&path).unwrap().pid, std::process::id());
         drop(lock);
+    }
+
+    #[test]
+    fn the_kernel_lock_table_is_parsed() {
+        let dev = nix::sys::stat::makedev(0xfe, 0);
+        let table = "1: FLOCK  ADVISORY  WRITE 1806 fe:00:5308773 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 7 fe:00:42 0 EOF\n\
+                     3: -> FLOCK  ADVISORY  WRITE 9 fe:00:43 0 EOF\n";
+        assert!(lock_table_holds(table, dev, 5308773));
+        assert!(
+            !lock_table_holds(table, dev, 42),
+            "POSIX locks are not ours"
+        );
+        assert!(!lock_table_holds(table, dev, 43), "waiters hold nothing");
+        assert!(!lock_table_holds(
+            table,
+            nix::sys::stat::makedev(8, 1),
+            5308773
+        ));
+    }
+
+    #[test]
+    fn inspect_never_takes_the_lock() {
+        // While a reader inspects a free lock in a loop, a taker must get it
+        // at the first try every time.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        std::fs::write(&path, "").unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    inspect(&path).unwrap();
+                }
+            });
+            for _ in 0..2000 {
+                let f = File::open(&path).unwrap();
+                assert!(f.try_lock().is_ok(), "a reader held the lock");
+                assert!(matches!(inspect(&path).unwrap(), LockState::Held(_)));
+                drop(f);
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
     }
 
     #[test]

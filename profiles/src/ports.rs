@@ -145,17 +145,41 @@ pub fn check_base_available(
     Ok(())
 }
 
+/// The port OpenClaw's own CLI gives a profile whatever its config says:
+/// `--profile dev` sets `OPENCLAW_GATEWAY_PORT=19001` when it is unset
+/// (supervisor spec §1.1, §1.3), so every client of profile `dev` goes to
+/// 19001 and its gateway must serve there.
+pub fn implied_port(profile: &crate::ProfileName) -> Option<u16> {
+    (profile.as_str() == "dev").then_some(DEV_PROFILE_PORT)
+}
+
+/// The port of profile `dev` (see [`implied_port`]).
+pub const DEV_PROFILE_PORT: u16 = 19001;
+
+/// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`),
+/// where outgoing connections get their local ports: a listener placed there
+/// can find its port taken by any client. `None` where it cannot be read.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
 /// Finds the first base at `start + k * ALLOCATION_STEP` whose reserved set
-/// overlaps no claim and is free now.
+/// overlaps no claim, stays out of `avoid` (the ephemeral range), and is
+/// free now.
 pub fn allocate_base(
     start: u16,
     claims: &[Claim],
+    avoid: Option<(u16, u16)>,
     is_free: &dyn Fn(u16) -> bool,
 ) -> Result<u16, Error> {
     check_base(start)?;
     let mut base = start;
     loop {
-        if check_base_available(base, claims, is_free).is_ok() {
+        let end = u32::from(base) + u32::from(RESERVED_SPAN);
+        let in_avoided = avoid.is_some_and(|(lo, hi)| u32::from(lo) <= end && base <= hi);
+        if !in_avoided && check_base_available(base, claims, is_free).is_ok() {
             return Ok(base);
         }
         match base.checked_add(ALLOCATION_STEP) {
@@ -254,15 +278,32 @@ mod tests {
     #[test]
     fn allocation_skips_claims_and_busy_ports() {
         let all_free = |_: u16| true;
-        assert_eq!(allocate_base(18789, &[], &all_free), Ok(18789));
+        assert_eq!(allocate_base(18789, &[], None, &all_free), Ok(18789));
         let claims = [claim("a", 18789)];
-        assert_eq!(allocate_base(18789, &claims, &all_free), Ok(18900));
+        assert_eq!(allocate_base(18789, &claims, None, &all_free), Ok(18900));
         let busy = |p: u16| p != 18904;
-        assert_eq!(allocate_base(18789, &claims, &busy), Ok(19011));
+        assert_eq!(allocate_base(18789, &claims, None, &busy), Ok(19011));
         assert_eq!(
-            allocate_base(65400, &[], &|_| false),
+            allocate_base(65400, &[], None, &|_| false),
             Err(Error::Exhausted(65400))
         );
+    }
+
+    #[test]
+    fn allocation_stays_out_of_the_ephemeral_range() {
+        let all_free = |_: u16| true;
+        // 32700..=32810 would straddle 32768: the first base above 60999 wins.
+        assert_eq!(
+            allocate_base(32700, &[], Some((32768, 60999)), &all_free),
+            Ok(32700 + 111 * 255)
+        );
+        assert_eq!(
+            allocate_base(18789, &[], Some((32768, 60999)), &all_free),
+            Ok(18789)
+        );
+        let dev = crate::ProfileName::parse("dev").unwrap();
+        assert_eq!(implied_port(&dev), Some(19001));
+        assert_eq!(implied_port(&crate::ProfileName::parse("a").unwrap()), None);
     }
 
     #[test]
@@ -297,7 +338,7 @@ mod tests {
         fn allocated_bases_never_overlap(start in 1024u16..60000, n in 1usize..8) {
             let mut claims: Vec<Claim> = Vec::new();
             for i in 0..n {
-                match allocate_base(start, &claims, &|_| true) {
+                match allocate_base(start, &claims, None, &|_| true) {
                     Ok(b) => claims.push(claim(&format!("p{i}"), b)),
                     Err(_) => break,
                 }

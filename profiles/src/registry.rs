@@ -4,7 +4,10 @@
 //! `openclaw --profile <name>`), plus `~/.openclaw` as `default`.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,12 +36,22 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The registry file is not valid.
-    #[error("invalid profile registry {}: {message}; fix or remove the file", .path.display())]
+    #[error("invalid profile registry {}{}: {message}; fix or remove the file", .path.display(), .at.map_or(String::new(), |(l, c)| format!(":{l}:{c}")))]
     Invalid {
         /// The file.
         path: PathBuf,
-        /// The parser's message (with line and column).
+        /// Line and column (1-based) of the error, when known.
+        at: Option<(usize, usize)>,
+        /// The parser's message.
         message: String,
+    },
+    /// Another `openclawctl` kept the registry locked too long.
+    #[error("the profile registry {} stayed locked by another openclawctl for {}s; try again", .path.display(), .waited.as_secs())]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
     },
     /// A profile name in the registry is not valid.
     #[error("invalid profile registry {}: {source}", .path.display())]
@@ -101,6 +114,27 @@ pub struct Registry {
     home: PathBuf,
     path: PathBuf,
     entries: Vec<Entry>,
+    /// Held while this registry may be edited (see [`Registry::lock`]).
+    lock: Option<File>,
+}
+
+/// How long [`Registry::lock`] waits for another writer.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+fn parse_registry(path: &Path, text: &str) -> Result<RegistryFile, Error> {
+    toml::from_str::<RegistryFile>(text).map_err(|e| {
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            (line, col)
+        });
+        Error::Invalid {
+            path: path.to_path_buf(),
+            at,
+            message: e.message().trim_end().to_string(),
+        }
+    })
 }
 
 /// `$OPENCLAWCTL_HOME`, else `$XDG_CONFIG_HOME/openclawctl`, else
@@ -121,10 +155,7 @@ impl Registry {
         let home = resolve_home(env)?;
         let path = ctl_home(env)?.join("profiles.toml");
         let file = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str::<RegistryFile>(&text).map_err(|e| Error::Invalid {
-                path: path.clone(),
-                message: e.to_string().trim_end().to_string(),
-            })?,
+            Ok(text) => parse_registry(&path, &text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryFile::default(),
             Err(source) => {
                 return Err(Error::Io {
@@ -144,7 +175,78 @@ impl Registry {
             home,
             path,
             entries: file.profiles,
+            lock: None,
         })
+    }
+
+    /// Like [`Registry::load`], but a damaged registry file does not stop
+    /// the caller: the registry then holds only the profiles found on disk,
+    /// and the error comes back beside it (to warn, and for doctor's
+    /// `registry-invalid`). Only path resolution errors are fatal.
+    pub fn load_lenient(env: &EnvSnapshot) -> Result<(Self, Option<Error>), Error> {
+        match Self::load(env) {
+            Ok(r) => Ok((r, None)),
+            Err(e @ (Error::Invalid { .. } | Error::BadName { .. } | Error::Io { .. })) => {
+                let home = resolve_home(env)?;
+                let path = ctl_home(env)?.join("profiles.toml");
+                let empty = Self {
+                    home,
+                    path,
+                    entries: Vec::new(),
+                    lock: None,
+                };
+                Ok((empty, Some(e)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads the registry under its exclusive lock (`profiles.lock` beside
+    /// the file), for a read-modify-write: every edit ([`Registry::upsert`],
+    /// [`Registry::remove`]) and every decision that must not race with
+    /// another writer (a port allocation) happens while the returned
+    /// registry is alive. Waits up to 30 s for another writer.
+    pub fn lock(env: &EnvSnapshot) -> Result<Self, Error> {
+        let path = ctl_home(env)?.join("profiles.toml");
+        let lock_path = path.with_file_name("profiles.lock");
+        let io = |action| {
+            let lock_path = lock_path.clone();
+            move |source| Error::Io {
+                action,
+                path: lock_path,
+                source,
+            }
+        };
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(io("create the directory of"))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io("open"))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Busy {
+                        path: lock_path,
+                        waited: LOCK_WAIT,
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io("lock")(e)),
+            }
+        }
+        let mut registry = Self::load(env)?;
+        registry.lock = Some(file);
+        Ok(registry)
     }
 
     /// The registry file's path.
@@ -177,6 +279,10 @@ impl Registry {
     }
 
     fn save(&self) -> Result<(), Error> {
+        assert!(
+            self.lock.is_some(),
+            "the registry is only written under its lock (Registry::lock)"
+        );
         let io = |action| {
             move |source| Error::Io {
                 action,
@@ -305,7 +411,7 @@ mod tests {
         std::fs::create_dir(home.path().join(".openclaw-bad name")).unwrap();
         std::fs::write(home.path().join(".openclaw-file"), "").unwrap();
         let env = env_for(home.path());
-        let mut reg = Registry::load(&env).unwrap();
+        let mut reg = Registry::lock(&env).unwrap();
         reg.upsert(Entry {
             name: "custom".into(),
             state_dir: Some("/srv/oc".into()),
@@ -359,9 +465,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("invalid profile registry") && err.contains("bogus"),
+            err.contains("invalid profile registry")
+                && err.contains("profiles.toml:3:1")
+                && err.contains("bogus"),
             "{err}"
         );
+        let (reg, why) = Registry::load_lenient(&env_for(home.path())).unwrap();
+        assert!(why.is_some() && reg.list().is_empty());
+    }
+
+    #[test]
+    fn concurrent_edits_under_the_lock_lose_nothing() {
+        let home = tempfile::tempdir().unwrap();
+        let env = env_for(home.path());
+        std::thread::scope(|s| {
+            for i in 0..16 {
+                let env = &env;
+                s.spawn(move || {
+                    let mut reg = Registry::lock(env).unwrap();
+                    reg.upsert(Entry {
+                        name: format!("p{i}"),
+                        state_dir: None,
+                        config_path: None,
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        assert_eq!(Registry::load(&env).unwrap().entries.len(), 16);
     }
 
     #[test]

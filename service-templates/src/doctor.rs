@@ -4,6 +4,7 @@
 //! profile, or the `--json` document of `cli.md`) and, with `--fix`,
 //! applies the safe repairs one by one, re-checking after each.
 
+use openclaw_profiles::outln;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -49,11 +50,15 @@ pub fn inventory(
             .join(native.user())
             .exists()
     });
+    let registry_error = openclaw_profiles::registry::Registry::load(env)
+        .err()
+        .map(|e| e.to_string());
     Inventory {
         profiles: facts,
         services,
         linger,
         user: native.user(),
+        registry_error,
     }
 }
 
@@ -126,7 +131,7 @@ fn to_json(findings: &[Finding]) -> serde_json::Value {
 
 fn print_human(findings: &[Finding]) {
     if findings.is_empty() {
-        println!("doctor: no problems found");
+        outln!("doctor: no problems found");
         return;
     }
     let mut groups: Vec<(String, Vec<&Finding>)> = Vec::new();
@@ -142,10 +147,10 @@ fn print_human(findings: &[Finding]) {
         }
     }
     for (key, list) in groups {
-        println!("{key}:");
+        outln!("{key}:");
         for f in list {
-            println!("  {:<7} {}: {}", f.severity.as_str(), f.check_id, f.message);
-            println!(
+            outln!("  {:<7} {}: {}", f.severity.as_str(), f.check_id, f.message);
+            outln!(
                 "          fix: {}{}",
                 f.fix_hint,
                 if f.fix.is_some() {
@@ -245,7 +250,7 @@ pub fn run(
     }
     if opts.json {
         match serde_json::to_string_pretty(&to_json(&findings)) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(_) => return 2,
         }
     } else {

@@ -12,8 +12,57 @@ use std::time::Duration;
 pub struct Answer {
     /// HTTP status code.
     pub status: u16,
+    /// Response headers, names lowercased.
+    pub headers: Vec<(String, String)>,
     /// Response body.
     pub body: String,
+}
+
+impl Answer {
+    /// The value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Who answered, from the identity headers of our gateways.
+    pub fn identity(&self) -> Option<Identity> {
+        use openclaw_profiles::contract::{HEADER_INSTANCE, HEADER_PID, HEADER_PROFILE};
+        Some(Identity {
+            pid: self.header(HEADER_PID)?.parse().ok()?,
+            instance: self.header(HEADER_INSTANCE)?.to_string(),
+            profile: self.header(HEADER_PROFILE).map(str::to_string),
+        })
+    }
+
+    fn json_flag(&self, key: &str) -> bool {
+        self.status == 200
+            && serde_json::from_str::<serde_json::Value>(&self.body)
+                .is_ok_and(|v| v[key] == serde_json::Value::Bool(true))
+    }
+}
+
+/// The gateway behind a probe answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Its pid.
+    pub pid: u32,
+    /// Its state dir's [`openclaw_profiles::contract::instance_id`].
+    pub instance: String,
+    /// Its profile.
+    pub profile: Option<String>,
+}
+
+impl Identity {
+    /// `the gateway of profile `a` (pid 42)`.
+    pub fn describe(&self) -> String {
+        match &self.profile {
+            Some(p) => format!("the gateway of profile `{p}` (pid {})", self.pid),
+            None => format!("a gateway (pid {})", self.pid),
+        }
+    }
 }
 
 /// `GET <path>` on 127.0.0.1:`port`, bounded by `timeout` overall.
@@ -37,35 +86,49 @@ pub fn get(port: u16, path: &str, timeout: Duration) -> std::io::Result<Answer> 
 pub fn parse_response(raw: &[u8]) -> Option<Answer> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head
-        .lines()
-        .next()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     Some(Answer {
         status,
+        headers,
         body: body.to_string(),
     })
 }
 
 /// True if `/healthz` answers 200 with `"ok":true` (a catch-all 200 from
-/// something else does not count).
+/// something else does not count), whoever answers.
 pub fn is_live(port: u16, timeout: Duration) -> bool {
-    get(port, "/healthz", timeout).is_ok_and(|a| {
-        a.status == 200
-            && serde_json::from_str::<serde_json::Value>(&a.body)
-                .is_ok_and(|v| v["ok"] == serde_json::Value::Bool(true))
-    })
+    get(port, "/healthz", timeout).is_ok_and(|a| a.json_flag("ok"))
+}
+
+/// The live gateway answering `/healthz` on `port`, if any.
+pub fn identify(port: u16, timeout: Duration) -> Option<Identity> {
+    get(port, "/healthz", timeout)
+        .ok()
+        .filter(|a| a.json_flag("ok"))?
+        .identity()
+}
+
+/// True if the gateway of `instance` answers `/healthz` on `port`: a live
+/// answer from any other gateway does not count.
+pub fn is_live_as(port: u16, timeout: Duration, instance: &str) -> bool {
+    get(port, "/healthz", timeout)
+        .is_ok_and(|a| a.json_flag("ok") && a.identity().is_some_and(|id| id.instance == instance))
 }
 
 /// True if `/readyz` answers 200 with `"ready":true`.
 pub fn is_ready(port: u16, timeout: Duration) -> bool {
+    get(port, "/readyz", timeout).is_ok_and(|a| a.json_flag("ready"))
+}
+
+/// True if the gateway of `instance` answers ready on `port`.
+pub fn is_ready_as(port: u16, timeout: Duration, instance: &str) -> bool {
     get(port, "/readyz", timeout).is_ok_and(|a| {
-        a.status == 200
-            && serde_json::from_str::<serde_json::Value>(&a.body)
-                .is_ok_and(|v| v["ready"] == serde_json::Value::Bool(true))
+        a.json_flag("ready") && a.identity().is_some_and(|id| id.instance == instance)
     })
 }
 
@@ -75,13 +138,19 @@ mod tests {
 
     #[test]
     fn parses_responses() {
-        let a = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").unwrap();
+        let a = parse_response(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-OpenClaw-Pid: 42\r\nx-openclaw-instance: ab\r\n\r\n{}",
+        )
+        .unwrap();
+        assert_eq!(a.status, 200);
+        assert_eq!(a.body, "{}");
         assert_eq!(
-            a,
-            Answer {
-                status: 200,
-                body: "{}".into()
-            }
+            a.identity(),
+            Some(Identity {
+                pid: 42,
+                instance: "ab".into(),
+                profile: None
+            })
         );
         assert_eq!(parse_response(b"garbage"), None);
         assert_eq!(parse_response(b"HTTP/1.1 abc\r\n\r\n"), None);

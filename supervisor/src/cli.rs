@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "openclawctl", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Print one JSON document on stdout (errors too: `error`, `code`, `exitCode`).
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -54,9 +57,6 @@ pub struct DoctorArgs {
     /// Only findings involving these profiles (repeatable; host-wide findings too).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
     /// Repair what is safe (stale locks, permissions, drifted units of stopped services).
     #[arg(long)]
     pub fix: bool,
@@ -71,20 +71,21 @@ pub struct DoctorArgs {
 /// `openclawctl service ...`.
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
-    /// Write the profile's unit (or plist), enable and start it.
+    /// Write the profile's unit (or plist), enable and start it; a profile
+    /// running under a keeper is handed over (keeper stopped, service started).
     Install {
-        /// The profile.
-        #[arg(long, value_name = "NAME")]
-        profile: String,
+        /// Profiles to install.
+        #[command(flatten)]
+        targets: Targets,
         /// Rewrite an installed unit that differs from what would be written now.
         #[arg(long)]
         force: bool,
     },
     /// Stop, disable and remove the profile's service (the state dir stays).
     Uninstall {
-        /// The profile.
-        #[arg(long, value_name = "NAME")]
-        profile: String,
+        /// Profiles to uninstall.
+        #[command(flatten)]
+        targets: Targets,
     },
     /// Installed/enabled/active/pid/last exit per profile, and other gateway services found.
     Status {
@@ -94,9 +95,6 @@ pub enum ServiceCommand {
         /// Also scan system-wide unit and daemon dirs.
         #[arg(long)]
         deep: bool,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
     },
     /// Print exactly what `install` would write.
     Render {
@@ -112,9 +110,12 @@ pub enum ServiceCommand {
 /// `openclawctl logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The profile.
-    #[arg(long, value_name = "NAME")]
-    pub profile: String,
+    /// Profiles (default: all, interleaved by time, each line prefixed).
+    #[arg(value_name = "PROFILE")]
+    pub names: Vec<String>,
+    /// A profile (repeatable; same as naming it).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Lines to show.
     #[arg(short = 'n', long = "lines", default_value_t = 50)]
     pub lines: usize,
@@ -131,7 +132,7 @@ pub enum ProfileCommand {
         /// Profile name (letters, digits, `_`, `-`).
         name: String,
         /// Base port (default: the first free range from 18789 in steps of 111).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
         /// State dir (default ~/.openclaw-NAME).
         #[arg(long)]
@@ -141,11 +142,7 @@ pub enum ProfileCommand {
         config: Option<PathBuf>,
     },
     /// List known profiles (created here or by `openclaw --profile`).
-    List {
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Forget a profile (its files stay unless --purge --force).
     Rm {
         /// Profile name.
@@ -161,17 +158,26 @@ pub enum ProfileCommand {
     Show {
         /// Profile name.
         name: String,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
+    },
+    /// Change one setting in the profile's config (comments kept); `restart` applies it.
+    Set {
+        /// Profile name.
+        name: String,
+        /// gateway.port, gateway.bind or gateway.auth.mode.
+        key: String,
+        /// The new value.
+        value: String,
     },
 }
 
-/// Which profiles a command targets.
+/// Which profiles a command targets: names, `--profile` (repeatable), or `--all`.
 #[derive(Debug, Clone, Args)]
 pub struct Targets {
+    /// Profiles.
+    #[arg(value_name = "PROFILE", conflicts_with = "all")]
+    pub names: Vec<String>,
     /// A profile (repeat for several).
-    #[arg(long = "profile", value_name = "NAME", required_unless_present = "all")]
+    #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Every known profile.
     #[arg(long, conflicts_with = "profiles")]
@@ -190,6 +196,9 @@ pub struct StartArgs {
     /// Return right after spawning.
     #[arg(long, conflicts_with = "wait")]
     pub no_wait: bool,
+    /// On failure, show the log lines before the explaining one too.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `openclawctl stop`.
@@ -206,10 +215,10 @@ pub struct StopArgs {
 /// `openclawctl status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only these profiles (repeatable; default all).
+    /// Only these profiles (default all).
+    #[arg(value_name = "PROFILE")]
+    pub names: Vec<String>,
+    /// Only this profile (repeatable).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
 }

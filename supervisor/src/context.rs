@@ -12,21 +12,54 @@ use crate::Failure;
 pub struct Context {
     /// Our own environment (children get a scrubbed copy).
     pub env: EnvSnapshot,
-    /// The profile registry.
+    /// The profile registry (discovered profiles only when the file is
+    /// damaged; see `registry_error`).
     pub registry: Registry,
+    /// Why the registry file could not be read, when it could not.
+    pub registry_error: Option<String>,
 }
 
 impl Context {
-    /// Loads the environment and the registry.
+    /// Loads the environment and the registry. A damaged registry file
+    /// does not stop commands that only read: they see the profiles found
+    /// on disk, after a warning that names the file, line and column.
     pub fn load() -> Result<Self, Failure> {
         let env = EnvSnapshot::from_process();
-        let registry = Registry::load(&env).map_err(|e| Failure::usage(e.to_string()))?;
-        Ok(Self { env, registry })
+        let (registry, error) =
+            Registry::load_lenient(&env).map_err(|e| Failure::usage(e.to_string()))?;
+        let registry_error = error.map(|e| e.to_string());
+        if let Some(e) = &registry_error {
+            eprintln!("openclawctl: warning: {e} (only profiles found on disk are listed)");
+        }
+        Ok(Self {
+            env,
+            registry,
+            registry_error,
+        })
+    }
+
+    /// Takes the registry's exclusive lock and reloads it, for commands
+    /// that edit it: everything they decide from here on (port
+    /// allocation, uniqueness) cannot race with another `openclawctl`.
+    pub fn lock_registry(&mut self) -> Result<(), Failure> {
+        self.registry = Registry::lock(&self.env).map_err(|e| Failure::problem(e.to_string()))?;
+        self.registry_error = None;
+        Ok(())
     }
 
     /// Parses a profile name given on the command line.
     pub fn parse_name(raw: &str) -> Result<ProfileName, Failure> {
-        ProfileName::parse(raw).map_err(|e| Failure::usage(e.to_string()))
+        use openclaw_profiles::name::NameError;
+        ProfileName::parse(raw).map_err(|e| {
+            Failure::usage(match e {
+                NameError::Empty => {
+                    "a profile name must not be empty (letters, digits, `_` and `-`)".to_string()
+                }
+                NameError::Invalid(n) => {
+                    format!("invalid profile name {n:?}: use letters, digits, `_` and `-` only")
+                }
+            })
+        })
     }
 
     /// The named profiles (each must be known), or every known profile when

@@ -14,16 +14,18 @@ use crate::supervision::{self, Record};
 /// How long a single health probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The port a profile's gateway serves on when started by us: its config's
-/// `gateway.port`, else 18789 (children get no inherited env).
+/// The port a profile's gateway serves on when started by us: the port
+/// OpenClaw's CLI implies for the profile (`dev`: 19001), else its config's
+/// `gateway.port`, else 18789 (children get no inherited env). Read afresh
+/// on every call: a restart serves on the port configured now.
 pub fn configured_port(paths: &ProfilePaths) -> Result<u16, String> {
     let cfg = config::load_config(&paths.config_path).map_err(|e| e.to_string())?;
-    ports::resolve_gateway_port(
-        None,
-        &EnvSnapshot::default(),
-        cfg.and_then(|c| c.gateway.port),
-    )
-    .map_err(|e| e.to_string())
+    let mut env = EnvSnapshot::default();
+    if let Some(p) = ports::implied_port(&paths.profile) {
+        env.set(openclaw_profiles::contract::ENV_GATEWAY_PORT, p.to_string());
+    }
+    ports::resolve_gateway_port(None, &env, cfg.and_then(|c| c.gateway.port))
+        .map_err(|e| e.to_string())
 }
 
 /// Who holds a profile's state lock.
@@ -86,6 +88,7 @@ impl Facts {
 
 /// Gathers the facts about `paths` (probes `/healthz` when something runs).
 pub fn gather(paths: &ProfilePaths) -> Facts {
+    supervision::note_lost_keeper(paths);
     let holder = match lock::inspect(&paths.state_lock_path()) {
         Ok(LockState::Free) | Err(_) => Holder::None,
         Ok(LockState::Held(Some(o))) => Holder::Known(o),
@@ -102,7 +105,9 @@ pub fn gather(paths: &ProfilePaths) -> Facts {
     if (facts.supervised || facts.holder != Holder::None)
         && let Some(p) = facts.serving_port()
     {
-        facts.live = crate::probe::is_live(p, PROBE_TIMEOUT);
+        // Only this profile's own gateway counts as live on its port.
+        let instance = openclaw_profiles::contract::instance_id(&paths.state_dir);
+        facts.live = crate::probe::is_live_as(p, PROBE_TIMEOUT, &instance);
     }
     facts
 }

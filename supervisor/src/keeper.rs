@@ -32,7 +32,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::facts::configured_port;
 use crate::launch::{gateway_command, log_path};
-use crate::logfile::{self, RotatingLog};
+use crate::logfile::RotatingLog;
 use crate::policy::RestartPolicy;
 use crate::probe;
 use crate::supervision::{
@@ -142,10 +142,6 @@ pub fn utc_timestamp(ms: u64) -> String {
     )
 }
 
-fn env_u64(env: &EnvSnapshot, key: &str) -> Option<u64> {
-    env.get(key).and_then(|v| v.parse().ok())
-}
-
 fn take_keeper_lock(paths: &ProfilePaths) -> Result<Option<File>, String> {
     let path = keeper_lock_path(paths);
     if let Some(dir) = path.parent() {
@@ -166,6 +162,31 @@ fn take_keeper_lock(paths: &ProfilePaths) -> Result<Option<File>, String> {
     }
 }
 
+/// Closes every descriptor above 2 (the keeper has opened none yet).
+fn close_inherited_descriptors() {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .or_else(|_| std::fs::read_dir("/dev/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    // The directory's own descriptor is already closed here: EBADF, harmless.
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// True if `pid` runs in the process group that `leader` leads (our
+/// gateway, or a process it started).
+fn in_group_of(pid: u32, leader: u32) -> bool {
+    pid == leader
+        || nix::unistd::getpgid(Some(Pid::from_raw(pid as i32)))
+            .is_ok_and(|g| g.as_raw() as u32 == leader)
+}
+
 fn signal_group(pid: u32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pid as i32), sig);
 }
@@ -173,6 +194,9 @@ fn signal_group(pid: u32, sig: Signal) {
 /// Runs the keeper for `paths` until the gateway is stopped, gives up, or
 /// cannot start. Returns the keeper's exit code.
 pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
+    // Descriptors our caller leaked to us (`openclawctl start 9>&1 | cat`)
+    // would keep its pipes open for as long as we and the gateway live.
+    close_inherited_descriptors();
     // Leave the terminal's session: terminal hangups and job control no
     // longer reach us (we are not a group leader, so this succeeds).
     let _ = nix::unistd::setsid();
@@ -205,8 +229,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
         let _ = write_record(paths, rec);
     };
     let _ = create_private_dir(&paths.logs_dir());
-    let max_bytes = env_u64(env, logfile::ENV_MAX_BYTES).unwrap_or(logfile::DEFAULT_MAX_BYTES);
-    let keep = env_u64(env, logfile::ENV_KEEP).map_or(logfile::DEFAULT_KEEP, |k| k as u32);
+    let (max_bytes, keep) = openclaw_profiles::logrotate::limits(env);
     let log = match RotatingLog::open(&log_path(paths), max_bytes, keep) {
         Ok(l) => Log(Arc::new(Mutex::new(l))),
         Err(e) => {
@@ -225,10 +248,11 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
     };
     let port = match configured_port(paths) {
         Ok(p) => p,
-        Err(e) => return refuse(&mut rec, format!("invalid config: {e}")),
+        Err(e) => return refuse(&mut rec, e),
     };
     rec.port = port;
     save(&mut rec);
+    let instance = openclaw_profiles::contract::instance_id(&paths.state_dir);
     if let Ok(home) = openclaw_profiles::paths::resolve_home(env)
         && let Some(why) = crate::service_cmd::keeper_must_refuse(env, &home, paths)
     {
@@ -260,6 +284,26 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
     let mut generation: u64 = 0;
     loop {
         generation += 1;
+        // Every (re)start reads the config afresh: a changed gateway.port
+        // takes effect, and a broken config stops us here.
+        let port = match configured_port(paths) {
+            Ok(p) => p,
+            Err(e) => return refuse(&mut rec, e),
+        };
+        if port != rec.port {
+            if !is_port_free(port) {
+                let who = port_owner(port).map_or_else(|| "another process".to_string(), describe);
+                return refuse(
+                    &mut rec,
+                    format!(
+                        "port {port} is in use by {who}; stop it or give the profile another port (gateway.port in {})",
+                        paths.config_path.display()
+                    ),
+                );
+            }
+            log.say(&format!("gateway.port changed from {} to {port}", rec.port));
+            rec.port = port;
+        }
         let mut child = match gateway_command(env, paths, port).spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -304,6 +348,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
 
         let mut intent = Intent::None;
         let mut term_sent: Option<Instant> = None;
+        let mut grace = KILL_GRACE;
         let mut health_failures = 0;
         let status = loop {
             let timeout = if rec.state == State::Starting {
@@ -324,7 +369,11 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
                     if intent == Intent::Stop {
                         signal_group(pid, Signal::SIGKILL);
                     } else {
-                        log.say("stop requested");
+                        grace = crate::supervision::take_stop_grace(paths).unwrap_or(KILL_GRACE);
+                        log.say(&format!(
+                            "stop requested (SIGKILL after {} ms)",
+                            grace.as_millis()
+                        ));
                         intent = Intent::Stop;
                         signal_group(pid, Signal::SIGTERM);
                         signal_group(pid, Signal::SIGCONT);
@@ -335,7 +384,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the keeper holds a sender"),
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(at) = term_sent {
-                        if at.elapsed() > KILL_GRACE {
+                        if at.elapsed() > grace {
                             signal_group(pid, Signal::SIGKILL);
                         }
                         continue;
@@ -345,7 +394,11 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
                     } else {
                         HEALTH_INTERVAL / 2
                     };
-                    if probe::is_live(port, probe_timeout) {
+                    // Only our own gateway's answer counts: another gateway
+                    // answering on this port is not this profile running.
+                    let ours = probe::identify(port, probe_timeout)
+                        .is_some_and(|id| id.instance == instance && in_group_of(id.pid, pid));
+                    if ours {
                         health_failures = 0;
                         if rec.state == State::Starting {
                             rec.state = State::Running;

@@ -38,9 +38,16 @@ pub fn log_path(paths: &ProfilePaths) -> PathBuf {
 
 /// Spawns the keeper of `profile`: `openclawctl-keeper --profile <name>`
 /// from beside this executable (a small binary: keepers stay resident),
-/// else `openclawctl keep --profile <name>`. No terminal, no output (the
-/// keeper writes its own log), our environment.
-pub fn spawn_keeper(env: &EnvSnapshot, profile: &str) -> std::io::Result<Child> {
+/// else `openclawctl keep --profile <name>`. No terminal; stdout goes
+/// nowhere (the keeper writes its own log); stderr goes to `stderr` when
+/// given (so `start` can say why a keeper could not even open its log);
+/// our environment; no descriptor of ours beyond 0–2 (Rust opens every file
+/// close-on-exec, and the keeper closes the rest at start).
+pub fn spawn_keeper(
+    env: &EnvSnapshot,
+    profile: &str,
+    stderr: Option<std::fs::File>,
+) -> std::io::Result<Child> {
     let me = std::env::current_exe()?;
     let small = me.with_file_name("openclawctl-keeper");
     let mut cmd = if small.is_file() {
@@ -56,7 +63,7 @@ pub fn spawn_keeper(env: &EnvSnapshot, profile: &str) -> std::io::Result<Child> 
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr.map_or_else(Stdio::null, Stdio::from))
         .spawn()
 }
 

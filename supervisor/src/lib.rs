@@ -25,6 +25,7 @@ pub mod logs_cmd;
 pub mod policy;
 pub use openclaw_service_templates::probe;
 pub mod profile_cmd;
+pub mod report;
 pub mod service_cmd;
 pub mod status;
 pub mod supervision;

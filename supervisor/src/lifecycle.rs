@@ -31,6 +31,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// Log lines shown when a start fails.
 const LOG_LINES_ON_FAILURE: usize = 15;
 
+/// `stop`'s default SIGTERM → SIGKILL grace.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Options of `start` and `restart`.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
@@ -38,6 +41,8 @@ pub struct StartOptions {
     pub wait: Duration,
     /// Return right after spawning.
     pub no_wait: bool,
+    /// On failure, show the last log lines after the verdict.
+    pub verbose: bool,
 }
 
 /// A profile `start` or `restart` waits for.
@@ -49,6 +54,12 @@ struct Pending {
     verb: &'static str,
     /// Set when the OS service manager runs the profile: its port.
     service: Option<(Native, u16)>,
+    /// The keeper's stderr (early failures land there before its log opens).
+    keeper_stderr: Option<std::fs::File>,
+    /// The identity of this profile's gateway in probe answers.
+    instance: String,
+    /// Show log lines on failure.
+    verbose: bool,
 }
 
 impl Pending {
@@ -59,12 +70,19 @@ impl Pending {
         verb: &'static str,
     ) -> Self {
         Self {
+            instance: openclaw_profiles::contract::instance_id(&paths.state_dir),
             paths,
             keeper,
             replaced_pid,
             verb,
             service: None,
+            keeper_stderr: None,
+            verbose: false,
         }
+    }
+
+    fn failed(&self, code: u8, head: String) -> Failure {
+        failure_with_log(&self.paths, code, head, self.verbose)
     }
 }
 
@@ -82,11 +100,19 @@ fn through_service(
     }
     let facts = facts::gather(paths);
     if verb == "started" && facts.live {
-        println!(
-            "profile `{}` is already running under {} (pid {})",
-            paths.profile,
-            service_cmd::describe_service(&native, paths),
-            facts.gateway_pid().map_or("?".into(), |p| p.to_string())
+        crate::report::done(
+            format!(
+                "profile `{}` is already running under {} (pid {})",
+                paths.profile,
+                service_cmd::describe_service(&native, paths),
+                facts.gateway_pid().map_or("?".into(), |p| p.to_string())
+            ),
+            serde_json::json!({
+                "profile": paths.profile.as_str(),
+                "result": "already running",
+                "pid": facts.gateway_pid(),
+                "managedBy": native.kind.as_str(),
+            }),
         );
         return Some(Ok(None));
     }
@@ -104,23 +130,31 @@ fn through_service(
     } else {
         "restart"
     };
+    // A (re)start reads everything a fresh start reads: the unit is
+    // rewritten if the profile changed (port, paths), and the env file is
+    // projected again from the profile's `.env`.
+    if let Err(f) = service_cmd::refresh(ctx, paths) {
+        return Some(Err(f));
+    }
     if let Err(e) = native.control(action, sp) {
         return Some(Err(Failure::problem(format!(
             "cannot {action} profile `{}`: {e}",
             paths.profile
         ))));
     }
-    Some(Ok(Some(Pending {
-        paths: paths.clone(),
-        keeper: None,
-        replaced_pid: if verb == "restarted" {
+    let port = facts::configured_port(paths).unwrap_or(port);
+    let mut p = Pending::keeper(
+        paths.clone(),
+        None,
+        if verb == "restarted" {
             facts.gateway_pid()
         } else {
             None
         },
         verb,
-        service: Some((native, port)),
-    })))
+    );
+    p.service = Some((native, port));
+    Some(Ok(Some(p)))
 }
 
 fn poll_service(p: &Pending, native: &Native, port: u16) -> Progress {
@@ -133,11 +167,12 @@ fn poll_service(p: &Pending, native: &Native, port: u16) -> Progress {
         } else {
             (1, "failed")
         };
-        return Progress::Failed(failure_with_log(
-            &p.paths,
+        let why = crate::logfile::last_error_line(&log_path(&p.paths))
+            .map_or(String::new(), |l| format!(": {l}"));
+        return Progress::Failed(p.failed(
             code,
             format!(
-                "profile `{}`: {} reports {what}",
+                "profile `{}`: {} reports {what}{why}",
                 p.paths.profile,
                 service_cmd::describe_service(native, &p.paths)
             ),
@@ -148,24 +183,38 @@ fn poll_service(p: &Pending, native: &Native, port: u16) -> Progress {
         _ => None,
     };
     match holder {
-        Some(pid) if Some(pid) != p.replaced_pid && probe::is_ready(port, facts::PROBE_TIMEOUT) => {
+        Some(pid)
+            if Some(pid) != p.replaced_pid
+                && probe::is_ready_as(port, facts::PROBE_TIMEOUT, &p.instance) =>
+        {
             Progress::Ready(pid, port)
         }
         _ => Progress::Waiting,
     }
 }
 
-fn report(failures: Vec<Failure>) -> CmdResult {
+/// Reports every failure of a multi-profile command (stderr, or items of
+/// the `--json` document); the worst exit code wins (78 over 1).
+pub fn report_failures(failures: Vec<Failure>) -> CmdResult {
     let mut worst: Option<u8> = None;
+    let mut messages = Vec::new();
     for f in &failures {
-        eprintln!("openclawctl: {}", f.message);
+        if crate::report::json() {
+            crate::report::done(
+                "",
+                serde_json::json!({"error": f.message, "code": crate::report::code_name(f.code), "exitCode": f.code}),
+            );
+            messages.push(f.message.lines().next().unwrap_or_default().to_string());
+        } else {
+            eprintln!("openclawctl: {}", f.message);
+        }
         // A conflict (78) wins over a plain problem (1).
         worst = Some(worst.map_or(f.code, |w| if f.code == 78 { 78 } else { w }));
     }
     worst.map_or(Ok(()), |code| {
         Err(Failure {
             code,
-            message: String::new(),
+            message: messages.join("; "),
         })
     })
 }
@@ -176,19 +225,25 @@ pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult 
     let mut failures = Vec::new();
     for name in names {
         match launch(ctx, name) {
-            Ok(Some(p)) => pending.push(p),
+            Ok(Some(mut p)) => {
+                p.verbose = opts.verbose;
+                pending.push(p);
+            }
             Ok(None) => {}
             Err(f) => failures.push(f),
         }
     }
     if opts.no_wait {
         for p in &pending {
-            println!("starting profile `{}`", p.paths.profile);
+            crate::report::done(
+                format!("starting profile `{}`", p.paths.profile),
+                serde_json::json!({"profile": p.paths.profile.as_str(), "result": "starting"}),
+            );
         }
     } else {
         failures.extend(wait_all(pending, opts.wait));
     }
-    report(failures)
+    report_failures(failures)
 }
 
 /// Spawns a keeper for `name` unless one runs; `None` when nothing is left
@@ -205,44 +260,82 @@ fn launch(ctx: &Context, name: &str) -> Result<Option<Pending>, Failure> {
             .as_ref()
             .map_or("starting", |r| r.state.as_str());
         if facts.live {
-            println!(
-                "profile `{}` is already running (pid {}, port {})",
-                paths.profile,
-                facts.gateway_pid().map_or("?".into(), |p| p.to_string()),
-                facts.serving_port().map_or("?".into(), |p| p.to_string())
+            crate::report::done(
+                format!(
+                    "profile `{}` is already running (pid {}, port {})",
+                    paths.profile,
+                    facts.gateway_pid().map_or("?".into(), |p| p.to_string()),
+                    facts.serving_port().map_or("?".into(), |p| p.to_string())
+                ),
+                serde_json::json!({
+                    "profile": paths.profile.as_str(),
+                    "result": "already running",
+                    "pid": facts.gateway_pid(),
+                    "port": facts.serving_port(),
+                }),
             );
             return Ok(None);
         }
-        println!(
+        crate::report::note(format!(
             "profile `{}` is already supervised ({state}); waiting for it",
             paths.profile
-        );
+        ));
         return Ok(Some(Pending::keeper(paths, None, None, "started")));
     }
-    let keeper = spawn_keeper(&ctx.env, paths.profile.as_str()).map_err(|e| {
+    let stderr = tempfile::tempfile().ok();
+    let keeper = spawn_keeper(
+        &ctx.env,
+        paths.profile.as_str(),
+        stderr.as_ref().and_then(|f| f.try_clone().ok()),
+    )
+    .map_err(|e| {
         Failure::usage(format!(
             "cannot spawn the keeper of profile `{}`: {e}",
             paths.profile
         ))
     })?;
-    Ok(Some(Pending::keeper(paths, Some(keeper), None, "started")))
+    let mut p = Pending::keeper(paths, Some(keeper), None, "started");
+    p.keeper_stderr = stderr;
+    Ok(Some(p))
 }
 
-fn failure_with_log(paths: &ProfilePaths, code: u8, head: String) -> Failure {
+/// A failed start: the verdict (with the line that explains it) first;
+/// the last log lines follow only with `--verbose`.
+fn failure_with_log(paths: &ProfilePaths, code: u8, head: String, verbose: bool) -> Failure {
     let lines = tail_lines(&log_path(paths), LOG_LINES_ON_FAILURE);
     let tail = if lines.is_empty() {
         String::new()
-    } else {
+    } else if verbose {
         format!(
             "\nlast log lines ({}):\n  {}",
             log_path(paths).display(),
             lines.join("\n  ")
+        )
+    } else {
+        format!(
+            "\n  (the log: `openclawctl logs {}`, or start again with --verbose)",
+            paths.profile
         )
     };
     Failure {
         code,
         message: format!("{head}{tail}"),
     }
+}
+
+/// What a keeper wrote to stderr before its log was open.
+fn keeper_stderr(file: Option<&mut std::fs::File>) -> Option<String> {
+    use std::io::{Read, Seek};
+    let f = file?;
+    let mut text = String::new();
+    f.seek(std::io::SeekFrom::Start(0)).ok()?;
+    f.read_to_string(&mut text).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(
+        line.trim()
+            .trim_start_matches("openclawctl keep: ")
+            .to_string(),
+    )
 }
 
 /// What one pending profile is doing right now.
@@ -260,26 +353,33 @@ fn poll(p: &mut Pending) -> Progress {
     if let Some(child) = &mut p.keeper
         && let Ok(Some(status)) = child.try_wait()
     {
+        let keeper_pid = child.id();
         p.keeper = None;
         if status.code() != Some(i32::from(EXIT_ALREADY_SUPERVISED)) {
-            let rec = read_record(&p.paths);
+            let rec = read_record(&p.paths).filter(|r| r.keeper_pid == keeper_pid);
+            let early = keeper_stderr(p.keeper_stderr.as_mut());
             let why = rec
                 .as_ref()
                 .and_then(|r| r.last_error.clone())
-                .unwrap_or_default();
+                .or(early.clone())
+                .unwrap_or_else(|| format!("its keeper exited ({status})"));
             return Progress::Failed(match rec.map(|r| r.state) {
-                Some(State::Conflict) => failure_with_log(
-                    &p.paths,
-                    78,
-                    format!("cannot start profile `{name}`: {why}"),
-                ),
-                Some(State::Failed) => {
-                    failure_with_log(&p.paths, 1, format!("profile `{name}` failed: {why}"))
+                Some(State::Conflict) => {
+                    p.failed(78, format!("cannot start profile `{name}`: {why}"))
                 }
-                _ => failure_with_log(
-                    &p.paths,
+                Some(State::Failed) => p.failed(1, format!("profile `{name}` failed: {why}")),
+                Some(State::Stopped) => p.failed(
                     1,
-                    format!("the keeper of profile `{name}` exited ({status})"),
+                    format!(
+                        "profile `{name}` was stopped while it started (by `openclawctl stop`?)"
+                    ),
+                ),
+                _ => p.failed(
+                    1,
+                    format!(
+                        "the keeper of profile `{name}` could not start ({status}): {}",
+                        early.unwrap_or_else(|| "it gave no reason".into())
+                    ),
                 ),
             });
         }
@@ -287,20 +387,22 @@ fn poll(p: &mut Pending) -> Progress {
     }
     if p.keeper.is_none() && !supervision::keeper_alive(&p.paths) {
         let rec = read_record(&p.paths);
+        let state = rec.as_ref().map(|r| r.state);
         let why = rec
             .as_ref()
             .and_then(|r| r.last_error.clone())
-            .unwrap_or_default();
-        let code = if rec.map(|r| r.state) == Some(State::Conflict) {
+            .unwrap_or_else(|| match state {
+                Some(State::Stopped) => {
+                    "it was stopped while it started (by `openclawctl stop`?)".into()
+                }
+                _ => "its keeper exited without saying why; see `openclawctl logs`".into(),
+            });
+        let code = if state == Some(State::Conflict) {
             78
         } else {
             1
         };
-        return Progress::Failed(failure_with_log(
-            &p.paths,
-            code,
-            format!("profile `{name}` is not running: {why}"),
-        ));
+        return Progress::Failed(p.failed(code, format!("profile `{name}` is not running: {why}")));
     }
     let Some(rec) = read_record(&p.paths) else {
         return Progress::Waiting;
@@ -317,7 +419,8 @@ fn poll(p: &mut Pending) -> Progress {
     match (rec.gateway_pid, rec.state) {
         // Ready once the keeper itself saw it healthy, and `/readyz` agrees.
         (Some(pid), State::Running)
-            if Some(pid) != p.replaced_pid && probe::is_ready(rec.port, facts::PROBE_TIMEOUT) =>
+            if Some(pid) != p.replaced_pid
+                && probe::is_ready_as(rec.port, facts::PROBE_TIMEOUT, &p.instance) =>
         {
             Progress::Ready(pid, rec.port)
         }
@@ -343,9 +446,17 @@ fn wait_all(mut pending: Vec<Pending>, limit: Duration) -> Vec<Failure> {
                     if tty {
                         eprintln!();
                     }
-                    println!(
-                        "{} profile `{}` (pid {pid}, port {port})",
-                        p.verb, p.paths.profile
+                    crate::report::done(
+                        format!(
+                            "{} profile `{}` (pid {pid}, port {port})",
+                            p.verb, p.paths.profile
+                        ),
+                        serde_json::json!({
+                            "profile": p.paths.profile.as_str(),
+                            "result": p.verb,
+                            "pid": pid,
+                            "port": port,
+                        }),
                     );
                 }
                 Progress::Failed(f) => failures.push(f),
@@ -357,8 +468,7 @@ fn wait_all(mut pending: Vec<Pending>, limit: Duration) -> Vec<Failure> {
         }
         if started.elapsed() >= limit {
             for p in &pending {
-                failures.push(failure_with_log(
-                    &p.paths,
+                failures.push(p.failed(
                     1,
                     format!(
                         "profile `{}` did not become ready within {}s; its keeper keeps trying (`openclawctl status`, `openclawctl logs --profile {}`)",
@@ -407,11 +517,18 @@ pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResul
         let facts = facts::gather(&paths);
         match (facts.supervised, &facts.record) {
             (true, Some(rec)) => {
+                // The keeper re-reads the config (port included) before it
+                // spawns the new gateway.
                 let _ = kill(Pid::from_raw(rec.keeper_pid as i32), Signal::SIGHUP);
-                pending.push(Pending::keeper(paths, None, rec.gateway_pid, "restarted"));
+                let mut p = Pending::keeper(paths, None, rec.gateway_pid, "restarted");
+                p.verbose = opts.verbose;
+                pending.push(p);
             }
             _ => match launch(ctx, name) {
-                Ok(Some(p)) => pending.push(p),
+                Ok(Some(mut p)) => {
+                    p.verbose = opts.verbose;
+                    pending.push(p);
+                }
                 Ok(None) => {}
                 Err(f) => failures.push(f),
             },
@@ -420,7 +537,7 @@ pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResul
     if !opts.no_wait {
         failures.extend(wait_all(pending, opts.wait));
     }
-    report(failures)
+    report_failures(failures)
 }
 
 /// `openclawctl stop` for each named profile.
@@ -434,7 +551,45 @@ pub fn stop(ctx: &Context, names: &[String], timeout: Duration) -> CmdResult {
             failures.push(f);
         }
     }
-    report(failures)
+    report_failures(failures)
+}
+
+/// Stops the keeper of `paths` and its gateway: SIGTERM to the keeper,
+/// which stops the gateway's group with `timeout` as its grace (written
+/// where the keeper reads it), then SIGKILL to the group after `timeout`.
+/// Returns the stopped gateway's pid and how it ended.
+pub fn stop_keeper(
+    paths: &ProfilePaths,
+    timeout: Duration,
+) -> Result<(Option<u32>, &'static str), Failure> {
+    let Some(rec) = read_record(paths).filter(|r| pid_alive(r.keeper_pid)) else {
+        return Ok((None, ""));
+    };
+    let gateway = rec.gateway_pid;
+    let keeper = Pid::from_raw(rec.keeper_pid as i32);
+    let _ = supervision::request_stop_grace(paths, timeout);
+    let _ = kill(keeper, Signal::SIGTERM);
+    let gone = |p: Option<u32>| p.is_none_or(|p| !pid_alive(p));
+    let mut how = "";
+    // A little beyond `timeout`: the keeper's own SIGKILL comes first.
+    if !wait_until(timeout + Duration::from_secs(1), || {
+        gone(gateway) && !supervision::keeper_alive(paths)
+    }) {
+        if let Some(g) = gateway {
+            let _ = killpg(Pid::from_raw(g as i32), Signal::SIGKILL);
+            how = ", killed after the stop timeout";
+        }
+        if !wait_until(Duration::from_secs(5), || !supervision::keeper_alive(paths)) {
+            let _ = kill(keeper, Signal::SIGKILL);
+        }
+    } else if read_record(paths)
+        .and_then(|r| r.last_exit)
+        .is_some_and(|e| e.signal.as_deref() == Some("SIGKILL"))
+    {
+        // The keeper itself escalated when the grace ran out.
+        how = ", killed after the stop timeout";
+    }
+    Ok((gateway, how))
 }
 
 fn stop_one(ctx: &Context, paths: &ProfilePaths, timeout: Duration) -> CmdResult {
@@ -448,35 +603,18 @@ fn stop_one(ctx: &Context, paths: &ProfilePaths, timeout: Duration) -> CmdResult
             .map_err(|e| Failure::problem(format!("cannot stop profile `{name}`: {e}")))?;
         wait_until(timeout, || state_lock_free(paths));
         let by = service_cmd::describe_service(&native, paths);
-        match pid {
-            Some(p) => println!("stopped profile `{name}` (pid {p}) through {by}"),
-            None => println!("stopped profile `{name}` through {by}"),
-        }
+        let human = match pid {
+            Some(p) => format!("stopped profile `{name}` (pid {p}) through {by}"),
+            None => format!("stopped profile `{name}` through {by}"),
+        };
+        stopped(human, name, "stopped", pid);
         return Ok(());
     }
     let facts = facts::gather(paths);
     let mut stopped_pid = None;
     let mut how = "";
-    if facts.supervised
-        && let Some(rec) = &facts.record
-        && pid_alive(rec.keeper_pid)
-    {
-        let gateway = rec.gateway_pid;
-        let keeper = Pid::from_raw(rec.keeper_pid as i32);
-        let _ = kill(keeper, Signal::SIGTERM);
-        let gone = |p: Option<u32>| p.is_none_or(|p| !pid_alive(p));
-        if !wait_until(timeout, || {
-            gone(gateway) && !supervision::keeper_alive(paths)
-        }) {
-            if let Some(g) = gateway {
-                let _ = killpg(Pid::from_raw(g as i32), Signal::SIGKILL);
-                how = ", killed after the stop timeout";
-            }
-            if !wait_until(Duration::from_secs(5), || !supervision::keeper_alive(paths)) {
-                let _ = kill(keeper, Signal::SIGKILL);
-            }
-        }
-        stopped_pid = gateway;
+    if facts.supervised {
+        (stopped_pid, how) = stop_keeper(paths, timeout)?;
     }
     // Whatever still holds the state dir (a gateway started by hand, or
     // one whose keeper died) is stopped too.
@@ -484,7 +622,10 @@ fn stop_one(ctx: &Context, paths: &ProfilePaths, timeout: Duration) -> CmdResult
         Holder::Known(owner) if same_process_alive(owner.pid, owner.start_time) => {
             how = terminate(owner.pid, timeout).map_err(Failure::problem)?;
             if stopped_pid.is_none() {
-                println!("stopping pid {} (not started by openclawctl)", owner.pid);
+                crate::report::note(format!(
+                    "stopping pid {} (not started by openclawctl)",
+                    owner.pid
+                ));
             }
             stopped_pid = Some(owner.pid);
         }
@@ -506,9 +647,14 @@ fn stop_one(ctx: &Context, paths: &ProfilePaths, timeout: Duration) -> CmdResult
     }
     wait_until(Duration::from_secs(5), || state_lock_free(paths));
     if let Some(pid) = stopped_pid {
-        println!("stopped profile `{name}` (pid {pid}{how})");
+        stopped(
+            format!("stopped profile `{name}` (pid {pid}{how})"),
+            name,
+            "stopped",
+            Some(pid),
+        );
     } else if facts.supervised {
-        println!("stopped profile `{name}`");
+        stopped(format!("stopped profile `{name}`"), name, "stopped", None);
     } else if let Some(mut rec) = facts
         .record
         .filter(|r| matches!(r.state, State::Failed | State::Conflict))
@@ -516,11 +662,28 @@ fn stop_one(ctx: &Context, paths: &ProfilePaths, timeout: Duration) -> CmdResult
         let was = rec.state.as_str();
         rec.state = State::Stopped;
         let _ = write_record(paths, &rec);
-        println!("profile `{name}` was {was}; marked stopped");
+        stopped(
+            format!("profile `{name}` was {was}; marked stopped"),
+            name,
+            "marked stopped",
+            None,
+        );
     } else {
-        println!("profile `{name}` is not running");
+        stopped(
+            format!("profile `{name}` is not running"),
+            name,
+            "not running",
+            None,
+        );
     }
     Ok(())
+}
+
+fn stopped(human: String, name: &str, result: &str, pid: Option<u32>) {
+    crate::report::done(
+        human,
+        serde_json::json!({"profile": name, "result": result, "pid": pid}),
+    );
 }
 
 fn state_lock_free(paths: &ProfilePaths) -> bool {

@@ -8,14 +8,7 @@ use std::path::{Path, PathBuf};
 
 use openclaw_profiles::atomic::open_private_append;
 
-/// `OPENCLAWCTL_LOG_MAX_BYTES`: rotate when the log would grow past this.
-pub const ENV_MAX_BYTES: &str = "OPENCLAWCTL_LOG_MAX_BYTES";
-/// `OPENCLAWCTL_LOG_FILES`: rotated files kept besides the live one.
-pub const ENV_KEEP: &str = "OPENCLAWCTL_LOG_FILES";
-/// Default size limit of one log file.
-pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// Default number of rotated files kept.
-pub const DEFAULT_KEEP: u32 = 5;
+pub use openclaw_profiles::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, ENV_KEEP, ENV_MAX_BYTES};
 
 /// A size-rotated log file.
 #[derive(Debug)]
@@ -43,26 +36,14 @@ impl RotatingLog {
 
     /// `path.N`.
     pub fn rotated(path: &Path, n: u32) -> PathBuf {
-        let mut s = path.as_os_str().to_owned();
-        s.push(format!(".{n}"));
-        PathBuf::from(s)
+        openclaw_profiles::logrotate::rotated(path, n)
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if self.keep == 0 {
-            self.file.set_len(0)?;
-            self.size = 0;
-            return Ok(());
+        openclaw_profiles::logrotate::shift(&self.path, self.keep)?;
+        if self.keep > 0 {
+            self.file = open_private_append(&self.path)?;
         }
-        let _ = std::fs::remove_file(Self::rotated(&self.path, self.keep));
-        for n in (1..self.keep).rev() {
-            let from = Self::rotated(&self.path, n);
-            if from.exists() {
-                std::fs::rename(&from, Self::rotated(&self.path, n + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, Self::rotated(&self.path, 1))?;
-        self.file = open_private_append(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -111,6 +92,31 @@ pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
         }
         window *= 4;
     }
+}
+
+/// The last line of the log at `path` that reads as an error from the
+/// gateway (not one of openclawctl's own lines), for one-line verdicts.
+pub fn last_error_line(path: &Path) -> Option<String> {
+    let lines: Vec<String> = tail_lines(path, 40)
+        .into_iter()
+        .filter(|l| !l.contains(" openclawctl: ") && !l.trim().is_empty())
+        .collect();
+    // The gateway's own refusal (`openclaw gateway: ...`, exit 78) first,
+    // then anything that reads as an error, then its last word.
+    let found = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("openclaw gateway: "))
+        .or_else(|| {
+            lines.iter().rev().find(|l| {
+                let l = l.to_ascii_lowercase();
+                ["error", "fail", "refus", "cannot", "already", "invalid"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+        })
+        .or(lines.last());
+    found.cloned()
 }
 
 #[cfg(test)]

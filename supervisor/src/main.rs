@@ -1,19 +1,60 @@
 //! `openclawctl`: parses arguments, runs the command, maps the outcome to
-//! an exit code (0 ok, 1 problem found, 2 usage/internal, 78 conflict).
+//! an exit code (0 ok, 1 problem found, 2 usage/internal, 78 conflict), and
+//! under `--json` prints one document, errors included.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use openclaw_profiles::{outln, stdout};
 use openclawctl::cli::{Cli, Command, ProfileCommand, ServiceCommand, Targets};
 use openclawctl::context::Context;
 use openclawctl::lifecycle::{self, StartOptions};
 use openclawctl::profile_cmd::{self, CreateOptions};
-use openclawctl::{CmdResult, Failure, keeper, launch, logs_cmd, service_cmd, status};
+use openclawctl::{CmdResult, Failure, keeper, launch, logs_cmd, report, service_cmd, status};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors are errors too under --json.
+            let wants_json = std::env::args().any(|a| a == "--json");
+            if wants_json && e.use_stderr() {
+                let doc = report::document(
+                    Some((e.kind().as_str().unwrap_or("usage error"), 2)),
+                    Vec::new(),
+                );
+                outln!("{doc}");
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            e.exit();
+        }
+    };
+    report::set_json(cli.json);
+    let prints_own_document = matches!(
+        cli.command,
+        Command::Status(_)
+            | Command::Doctor(_)
+            | Command::Logs(_)
+            | Command::Completions { .. }
+            | Command::Keep { .. }
+            | Command::Profile(ProfileCommand::List | ProfileCommand::Show { .. })
+            | Command::Service(ServiceCommand::Status { .. } | ServiceCommand::Render { .. })
+    );
+    let result = run(cli.command);
+    let items = report::take_items();
+    if report::json()
+        && (!prints_own_document || result.as_ref().is_err_and(|f| !f.message.is_empty()))
+    {
+        let error = result.as_ref().err().map(|f| (f.message.as_str(), f.code));
+        let error = error.map(|(m, c)| (if m.is_empty() { "failed" } else { m }, c));
+        match serde_json::to_string_pretty(&report::document(error, items)) {
+            Ok(s) => outln!("{s}"),
+            Err(e) => eprintln!("openclawctl: {e}"),
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
@@ -24,80 +65,101 @@ fn main() -> ExitCode {
     }
 }
 
-fn names(ctx: &Context, t: &Targets) -> Vec<String> {
+/// The profiles a command names: positional names and `--profile`s, or
+/// every known profile with `--all`.
+fn names(ctx: &Context, t: &Targets, verb: &str) -> Result<Vec<String>, Failure> {
     if t.all {
-        ctx.registry
+        let all: Vec<String> = ctx
+            .registry
             .list()
             .into_iter()
             .map(|k| k.paths.profile.to_string())
-            .collect()
-    } else {
-        t.profiles.clone()
+            .collect();
+        if all.is_empty() {
+            return Err(Failure::usage(format!(
+                "no profiles to {verb}: create one with `openclawctl profile create <name>`"
+            )));
+        }
+        return Ok(all);
+    }
+    let mut named: Vec<String> = t.names.iter().chain(&t.profiles).cloned().collect();
+    named.dedup();
+    if named.is_empty() {
+        return Err(Failure::usage(format!(
+            "name the profiles to {verb} (`openclawctl {verb} a b`, `--profile a`) or pass --all"
+        )));
+    }
+    Ok(named)
+}
+
+fn exit_code(code: u8) -> CmdResult {
+    match code {
+        0 => Ok(()),
+        code => Err(Failure {
+            code,
+            message: String::new(),
+        }),
     }
 }
 
-fn run(cli: Cli) -> CmdResult {
-    if let Command::Completions { shell } = cli.command {
+fn run(command: Command) -> CmdResult {
+    if let Command::Completions { shell } = command {
         let mut cmd = <Cli as clap::CommandFactory>::command();
-        clap_complete::generate(shell, &mut cmd, "openclawctl", &mut std::io::stdout());
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "openclawctl", &mut buf);
+        stdout::write_bytes(&buf);
         return Ok(());
     }
     let mut ctx = Context::load()?;
-    match cli.command {
+    let json = report::json();
+    match command {
         Command::Profile(ProfileCommand::Create {
             name,
             port,
             state_dir,
             config,
-        }) => profile_cmd::create(
-            &mut ctx,
-            &name,
-            &CreateOptions {
-                port,
-                state_dir,
-                config,
-            },
-        ),
-        Command::Profile(ProfileCommand::List { json }) => profile_cmd::list(&ctx, json),
-        Command::Profile(ProfileCommand::Show { name, json }) => {
-            profile_cmd::show(&ctx, &name, json)
+        }) => {
+            let created = profile_cmd::create(
+                &mut ctx,
+                &name,
+                &CreateOptions {
+                    port,
+                    state_dir,
+                    config,
+                },
+            )?;
+            let item = serde_json::to_value(&created).unwrap_or_default();
+            report::done(&created, item);
+            Ok(())
         }
+        Command::Profile(ProfileCommand::List) => profile_cmd::list(&ctx, json),
+        Command::Profile(ProfileCommand::Show { name }) => profile_cmd::show(&ctx, &name, json),
         Command::Profile(ProfileCommand::Rm { name, purge, force }) => {
             profile_cmd::rm(&mut ctx, &name, profile_cmd::RmOptions { purge, force })
         }
+        Command::Profile(ProfileCommand::Set { name, key, value }) => {
+            profile_cmd::set(&mut ctx, &name, &key, &value)
+        }
         Command::Start(args) => {
-            let targets = names(&ctx, &args.targets);
-            if targets.is_empty() {
-                return Err(Failure::usage(
-                    "no profiles to start: create one with `openclawctl profile create <name>`",
-                ));
-            }
-            lifecycle::start(
-                &ctx,
-                &targets,
-                &StartOptions {
-                    wait: Duration::from_secs(args.wait),
-                    no_wait: args.no_wait,
-                },
-            )
+            let targets = names(&ctx, &args.targets, "start")?;
+            lifecycle::start(&ctx, &targets, &start_options(&args))
         }
         Command::Stop(args) => {
-            let targets = names(&ctx, &args.targets);
+            let targets = names(&ctx, &args.targets, "stop")?;
             lifecycle::stop(&ctx, &targets, Duration::from_secs(args.timeout))
         }
         Command::Restart(args) => {
-            let targets = names(&ctx, &args.targets);
-            lifecycle::restart(
-                &ctx,
-                &targets,
-                &StartOptions {
-                    wait: Duration::from_secs(args.wait),
-                    no_wait: args.no_wait,
-                },
-            )
+            let targets = names(&ctx, &args.targets, "restart")?;
+            lifecycle::restart(&ctx, &targets, &start_options(&args))
         }
-        Command::Status(args) => status::status(&ctx, &args.profiles, args.json),
-        Command::Logs(args) => logs_cmd::logs(&ctx, &args.profile, args.lines, args.follow),
+        Command::Status(args) => {
+            let named: Vec<String> = args.names.into_iter().chain(args.profiles).collect();
+            status::status(&ctx, &named, json)
+        }
+        Command::Logs(args) => {
+            let named: Vec<String> = args.names.into_iter().chain(args.profiles).collect();
+            logs_cmd::logs(&ctx, &named, args.lines, args.follow)
+        }
         Command::Doctor(args) => {
             for p in &args.profiles {
                 ctx.known_profile(p)?;
@@ -107,49 +169,45 @@ fn run(cli: Cli) -> CmdResult {
                 openclaw_service_templates::doctor::absolute(launch::gateway_binary(&ctx.env));
             let opts = openclaw_service_templates::doctor::Options {
                 only: args.profiles,
-                json: args.json,
+                json,
                 fix: args.fix,
                 yes: args.yes,
                 deep: args.deep,
             };
-            match openclaw_service_templates::doctor::run(
+            exit_code(openclaw_service_templates::doctor::run(
                 &ctx.env,
                 ctx.registry.home(),
                 &profiles,
                 &binary,
                 &opts,
-            ) {
-                0 => Ok(()),
-                code => Err(Failure {
-                    code,
-                    message: String::new(),
-                }),
-            }
+            ))
         }
-        Command::Service(ServiceCommand::Install { profile, force }) => {
-            service_cmd::install(&ctx, &profile, force)
+        Command::Service(ServiceCommand::Install { targets, force }) => {
+            let targets = names(&ctx, &targets, "install")?;
+            service_cmd::install_all(&ctx, &targets, force)
         }
-        Command::Service(ServiceCommand::Uninstall { profile }) => {
-            service_cmd::uninstall(&ctx, &profile)
+        Command::Service(ServiceCommand::Uninstall { targets }) => {
+            let targets = names(&ctx, &targets, "uninstall")?;
+            service_cmd::uninstall_all(&ctx, &targets)
         }
-        Command::Service(ServiceCommand::Status {
-            profiles,
-            deep,
-            json,
-        }) => service_cmd::status(&ctx, &profiles, deep, json),
+        Command::Service(ServiceCommand::Status { profiles, deep }) => {
+            service_cmd::status(&ctx, &profiles, deep, json)
+        }
         Command::Service(ServiceCommand::Render { profile, target }) => {
             service_cmd::render(&ctx, &profile, &target)
         }
         Command::Completions { .. } => Ok(()),
         Command::Keep { profile } => {
             let paths = ctx.known_profile(&profile)?;
-            match keeper::run(&ctx.env, &paths) {
-                0 => Ok(()),
-                code => Err(Failure {
-                    code,
-                    message: String::new(),
-                }),
-            }
+            exit_code(keeper::run(&ctx.env, &paths))
         }
+    }
+}
+
+fn start_options(args: &openclawctl::cli::StartArgs) -> StartOptions {
+    StartOptions {
+        wait: Duration::from_secs(args.wait),
+        no_wait: args.no_wait,
+        verbose: args.verbose,
     }
 }

@@ -1,10 +1,11 @@
 //! `openclawctl profile create|list|show`.
 
+use openclaw_profiles::outln;
 use std::path::{Path, PathBuf};
 
 use openclaw_profiles::ProfileName;
 use openclaw_profiles::atomic::create_private_dir;
-use openclaw_profiles::config::{self, AuthMode, OwnedKeys, Secret};
+use openclaw_profiles::config::{self, AuthMode, BindMode, OwnedKeys, Secret};
 use openclaw_profiles::contract::DEFAULT_GATEWAY_PORT;
 use openclaw_profiles::lock::{self, LockState};
 use openclaw_profiles::paths::ProfilePaths;
@@ -65,19 +66,41 @@ fn claims(ctx: &Context, except: &ProfileName) -> Vec<Claim> {
         .collect()
 }
 
-/// `openclawctl profile create <name>`.
-pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> CmdResult {
+/// `openclawctl profile create <name>`. Runs under the registry's lock from
+/// the uniqueness checks to the registry write, so that concurrent creates
+/// never lose a profile nor share a port range.
+pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> Result<CreatedDoc, Failure> {
     let name = Context::parse_name(raw)?;
     if name.is_default() {
         return Err(Failure::usage(
             "`default` is the unnamed profile (~/.openclaw) and is not created by openclawctl; choose another name",
         ));
     }
+    let implied = ports::implied_port(&name);
+    if let (Some(want), Some(p)) = (opts.port, implied)
+        && want != p
+    {
+        return Err(Failure::usage(format!(
+            "profile `{name}` always serves on port {p}: OpenClaw's `--profile {name}` sets OPENCLAW_GATEWAY_PORT={p}, so its clients would never reach port {want}; drop --port or choose another name"
+        )));
+    }
+    ctx.lock_registry()?;
     if ctx.registry.is_known(&name) {
         let existing = ctx.registry.paths_for(&name);
         return Err(Failure::problem(format!(
             "profile `{name}` already exists (state dir {}); see `openclawctl profile show {name}`",
             existing.state_dir.display()
+        )));
+    }
+    if let Some(other) = ctx
+        .registry
+        .list()
+        .into_iter()
+        .find(|k| k.paths.profile.as_str().eq_ignore_ascii_case(name.as_str()))
+    {
+        return Err(Failure::problem(format!(
+            "profile `{name}` differs from profile `{}` only in case: their state dirs and service names would collide on case-insensitive filesystems (macOS); choose another name",
+            other.paths.profile
         )));
     }
     let canonical = ctx.registry.paths_for(&name);
@@ -107,10 +130,10 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> CmdResult {
     }
     let existing_cfg =
         config::load_config(&config_path).map_err(|e| Failure::problem(e.to_string()))?;
-    let others = claims(ctx, &name);
+    let mut others = claims(ctx, &name);
     let free = |p: u16| ports::is_port_free(p);
-    let port = match opts
-        .port
+    let port = match implied
+        .or(opts.port)
         .or(existing_cfg.as_ref().and_then(|c| c.gateway.port))
     {
         Some(p) => {
@@ -127,7 +150,14 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> CmdResult {
                 })?,
                 None => DEFAULT_GATEWAY_PORT,
             };
-            ports::allocate_base(start, &others, &free)
+            // Keep the range `dev` must have free while no `dev` exists.
+            if !others.iter().any(|c| c.profile == "dev") {
+                others.push(Claim {
+                    profile: "dev".into(),
+                    base: ports::DEV_PROFILE_PORT,
+                });
+            }
+            ports::allocate_base(start, &others, ports::ephemeral_range(), &free)
                 .map_err(|e| Failure::problem(e.to_string()))?
         }
     };
@@ -149,6 +179,7 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> CmdResult {
         gateway_mode: Some("local"),
         auth_mode: (!has_secret).then_some(AuthMode::Token),
         token: (!has_secret).then(|| Secret::new(generate_gateway_token())),
+        ..Default::default()
     };
     config::write_owned_keys(&config_path, &keys).map_err(|e| Failure::problem(e.to_string()))?;
     ctx.registry
@@ -160,13 +191,39 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> CmdResult {
             .then(|| config_path.clone()),
         })
         .map_err(|e| Failure::problem(e.to_string()))?;
-    println!(
-        "created profile `{name}`: port {port} (reserves {port}..={}), state dir {}, config {}",
-        u32::from(port) + u32::from(RESERVED_SPAN),
-        state_dir.display(),
-        config_path.display()
-    );
-    Ok(())
+    Ok(CreatedDoc {
+        name: name.to_string(),
+        port,
+        reserved_ports: format!("{port}..={}", u32::from(port) + u32::from(RESERVED_SPAN)),
+        state_dir: state_dir.display().to_string(),
+        config_path: config_path.display().to_string(),
+    })
+}
+
+/// What `profile create` made (its `--json` document).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedDoc {
+    /// The profile.
+    pub name: String,
+    /// Its base port.
+    pub port: u16,
+    /// `base..=base+110`.
+    pub reserved_ports: String,
+    /// Its state dir.
+    pub state_dir: String,
+    /// Its config file.
+    pub config_path: String,
+}
+
+impl std::fmt::Display for CreatedDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "created profile `{}`: port {} (reserves {}), state dir {}, config {}",
+            self.name, self.port, self.reserved_ports, self.state_dir, self.config_path
+        )
+    }
 }
 
 /// One profile in `profile list --json` / `profile show --json`.
@@ -227,14 +284,14 @@ pub fn list(ctx: &Context, json: bool) -> CmdResult {
         .map(|k| describe(&k.paths, k.origin))
         .collect();
     if json {
-        println!("{}", serde_json::json!({ "profiles": docs }));
+        outln!("{}", serde_json::json!({ "profiles": docs }));
         return Ok(());
     }
     if docs.is_empty() {
-        println!("no profiles yet: create one with `openclawctl profile create <name>`");
+        outln!("no profiles yet: create one with `openclawctl profile create <name>`");
     }
     for d in docs {
-        println!(
+        outln!(
             "{:<16} port {:<6} {:<12} {}",
             d.name,
             d.port.map_or("?".into(), |p| p.to_string()),
@@ -254,36 +311,36 @@ pub fn show(ctx: &Context, raw: &str, json: bool) -> CmdResult {
         .map_or(Origin::Discovered, |_| Origin::Registered);
     let d = describe(&paths, origin);
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&d).map_err(|e| Failure::usage(e.to_string()))?
         );
         return Ok(());
     }
-    println!("profile:        {}", d.name);
-    println!("origin:         {}", d.origin);
-    println!("state dir:      {}", d.state_dir);
-    println!("config:         {}", d.config_path);
-    println!(
+    outln!("profile:        {}", d.name);
+    outln!("origin:         {}", d.origin);
+    outln!("state dir:      {}", d.state_dir);
+    outln!("config:         {}", d.config_path);
+    outln!(
         "port:           {}",
         d.port.map_or("?".into(), |p| p.to_string())
     );
-    println!(
+    outln!(
         "reserved ports: {}",
         d.reserved_ports.as_deref().unwrap_or("?")
     );
-    println!(
+    outln!(
         "auth:           {}",
         d.auth_mode.as_deref().unwrap_or("(inferred)")
     );
-    println!("token set:      {}", if d.has_token { "yes" } else { "no" });
-    println!(
+    outln!("token set:      {}", if d.has_token { "yes" } else { "no" });
+    outln!(
         "lock:           {}",
         d.locked_by_pid
             .map_or("free".into(), |p| format!("held by pid {p}"))
     );
     if let Some(e) = d.config_error {
-        println!("config error:   {e}");
+        outln!("config error:   {e}");
     }
     Ok(())
 }
@@ -301,6 +358,7 @@ pub struct RmOptions {
 /// with `--purge --force` also deletes its files after the containment
 /// check. A running profile is refused.
 pub fn rm(ctx: &mut Context, raw: &str, opts: RmOptions) -> CmdResult {
+    ctx.lock_registry()?;
     let paths = ctx.known_profile(raw)?;
     let name = paths.profile.clone();
     if opts.purge && !opts.force {
@@ -309,6 +367,11 @@ pub fn rm(ctx: &mut Context, raw: &str, opts: RmOptions) -> CmdResult {
             paths.state_dir.display()
         )));
     }
+    // An installed service would outlive the profile (and restart-loop on
+    // a deleted state dir): it goes first.
+    let native = crate::service_cmd::native(ctx);
+    let service_path = native.service_path(crate::service_cmd::service_profile(&paths));
+    let had_service = crate::service_cmd::remove_service(ctx, &paths)?;
     let facts = crate::facts::gather(&paths);
     if facts.supervised || facts.holder != crate::facts::Holder::None {
         return Err(Failure::problem(format!(
@@ -348,13 +411,23 @@ pub fn rm(ctx: &mut Context, raw: &str, opts: RmOptions) -> CmdResult {
         .registry
         .remove(&name)
         .map_err(|e| Failure::problem(e.to_string()))?;
-    match (opts.purge, forgotten) {
-        (true, _) => println!(
-            "removed profile `{name}` and deleted {}",
+    let service_note = if had_service {
+        format!("; uninstalled its service {}", service_path.display())
+    } else {
+        String::new()
+    };
+    let human = match (opts.purge, forgotten) {
+        (true, _) => format!(
+            "removed profile `{name}` and deleted {}{service_note}",
             paths.state_dir.display()
         ),
-        (false, true) => println!(
-            "removed profile `{name}`; its files stay in {} (delete them with `openclawctl profile rm {name} --purge --force`)",
+        (false, true) => format!(
+            "removed profile `{name}`{service_note}; its files stay in {} (delete them with `openclawctl profile rm {name} --purge --force`)",
+            paths.state_dir.display()
+        ),
+        (false, false) if had_service => format!(
+            "uninstalled the service of profile `{name}` ({}); its files stay in {}",
+            service_path.display(),
             paths.state_dir.display()
         ),
         (false, false) => {
@@ -363,6 +436,116 @@ pub fn rm(ctx: &mut Context, raw: &str, opts: RmOptions) -> CmdResult {
                 paths.state_dir.display()
             )));
         }
+    };
+    crate::report::done(
+        human,
+        serde_json::json!({
+            "profile": name.as_str(),
+            "result": "removed",
+            "purged": opts.purge,
+            "serviceUninstalled": had_service,
+            "stateDir": paths.state_dir.display().to_string(),
+        }),
+    );
+    Ok(())
+}
+
+/// The keys `profile set` changes.
+pub const SETTABLE_KEYS: &[&str] = &["gateway.port", "gateway.bind", "gateway.auth.mode"];
+
+/// `openclawctl profile set <name> <key> <value>`: validated, written with
+/// the comment-keeping editor; `restart` applies it.
+pub fn set(ctx: &mut Context, raw: &str, key: &str, value: &str) -> CmdResult {
+    ctx.lock_registry()?;
+    let paths = ctx.known_profile(raw)?;
+    let name = paths.profile.clone();
+    let cfg = config::load_config(&paths.config_path)
+        .map_err(|e| Failure::problem(e.to_string()))?
+        .unwrap_or_default();
+    let mut keys = OwnedKeys::default();
+    let (mut bind, mut auth) = (
+        cfg.gateway.bind.unwrap_or(BindMode::Loopback),
+        cfg.gateway.auth.mode,
+    );
+    let before = match key {
+        "gateway.port" => {
+            let port: u16 = value.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                Failure::usage(format!(
+                    "gateway.port must be a port number from 1 to 65535, not {value:?}"
+                ))
+            })?;
+            if let Some(p) = ports::implied_port(&name).filter(|p| *p != port) {
+                return Err(Failure::usage(format!(
+                    "profile `{name}` always serves on port {p}: OpenClaw's `--profile {name}` sets OPENCLAW_GATEWAY_PORT={p}"
+                )));
+            }
+            // Overlaps with other profiles count; a busy port is only a
+            // warning (this profile's own gateway may hold it).
+            ports::check_base_available(port, &claims(ctx, &name), &|_| true)
+                .map_err(|e| Failure::problem(e.to_string()))?;
+            if let Some(busy) = ports::reserved_ports(port)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|p| !ports::is_port_free(*p))
+                && Some(port) != configured_port(&paths).ok()
+            {
+                eprintln!(
+                    "openclawctl: warning: port {busy} (reserved by base {port}) is in use right now"
+                );
+            }
+            keys.port = Some(port);
+            configured_port(&paths).map_or("?".into(), |p| p.to_string())
+        }
+        "gateway.bind" => {
+            bind = BindMode::parse(value).ok_or_else(|| {
+                Failure::usage(format!(
+                    "gateway.bind must be loopback, lan, tailnet, auto or custom, not {value:?}"
+                ))
+            })?;
+            keys.bind = Some(bind);
+            cfg.gateway
+                .bind
+                .map_or("(unset)", BindMode::as_str)
+                .to_string()
+        }
+        "gateway.auth.mode" => {
+            let mode = AuthMode::parse(value).ok_or_else(|| {
+                Failure::usage(format!(
+                    "gateway.auth.mode must be token, password, none or trusted-proxy, not {value:?}"
+                ))
+            })?;
+            if mode == AuthMode::Token && cfg.gateway.auth.token.is_none() {
+                keys.token = Some(Secret::new(generate_gateway_token()));
+            }
+            auth = Some(mode);
+            keys.auth_mode = Some(mode);
+            cfg.gateway
+                .auth
+                .mode
+                .map_or("(unset)", AuthMode::as_str)
+                .to_string()
+        }
+        other => {
+            return Err(Failure::usage(format!(
+                "`{other}` cannot be set here; settable keys: {} (edit {} for the rest)",
+                SETTABLE_KEYS.join(", "),
+                paths.config_path.display()
+            )));
+        }
+    };
+    if bind != BindMode::Loopback && auth == Some(AuthMode::None) {
+        return Err(Failure::problem(format!(
+            "profile `{name}` would bind beyond loopback ({}) without auth; the gateway refuses that: set gateway.auth.mode to token or password first",
+            bind.as_str()
+        )));
     }
+    config::write_owned_keys(&paths.config_path, &keys)
+        .map_err(|e| Failure::problem(e.to_string()))?;
+    crate::report::done(
+        format!(
+            "set {key} = {value} for profile `{name}` (was {before}); apply it with `openclawctl restart {name}`"
+        ),
+        serde_json::json!({"profile": name.as_str(), "key": key, "value": value, "previous": before}),
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! the service manager owns it: `start`, `stop`, `restart` and `status` go
 //! through it, and no keeper runs it.
 
+use openclaw_profiles::{out, outln};
 use std::time::Duration;
 
 use openclaw_profiles::lock::now_ms;
@@ -55,81 +56,186 @@ pub fn render(ctx: &Context, name: &str, target: &str) -> CmdResult {
             )));
         }
     };
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
-/// `service install --profile p [--force]`.
+/// `service install a b | --profile a | --all [--force]`: each profile in
+/// turn; the worst failure decides the exit code.
+pub fn install_all(ctx: &Context, names: &[String], force: bool) -> CmdResult {
+    crate::lifecycle::report_failures(
+        names
+            .iter()
+            .filter_map(|n| install(ctx, n, force).err())
+            .collect(),
+    )
+}
+
+/// `service uninstall a b | --profile a | --all`.
+pub fn uninstall_all(ctx: &Context, names: &[String]) -> CmdResult {
+    crate::lifecycle::report_failures(
+        names
+            .iter()
+            .filter_map(|n| uninstall(ctx, n).err())
+            .collect(),
+    )
+}
+
+/// `service install --profile p [--force]`. A profile running under a
+/// keeper is handed over: its keeper stops it, then the service manager
+/// starts it (the gateway is down for that moment only).
 pub fn install(ctx: &Context, name: &str, force: bool) -> CmdResult {
     let paths = ctx.known_profile(name)?;
     let facts = facts::gather(&paths);
-    if facts.supervised {
-        return Err(Failure::problem(format!(
-            "profile `{name}` runs under openclawctl's keeper; one owner per profile: stop it first (`openclawctl stop --profile {name}`), then install the service"
-        )));
-    }
+    // Check everything that can refuse before stopping anything.
+    let spec = spec(ctx, &paths)?;
+    let native = native(ctx);
+    let handed_over = if facts.supervised {
+        crate::lifecycle::stop_keeper(&paths, crate::lifecycle::DEFAULT_STOP_TIMEOUT)?;
+        true
+    } else {
+        false
+    };
+    let facts = facts::gather(&paths);
     if let facts::Holder::Known(o) = &facts.holder
-        && !native(ctx).is_installed(service_profile(&paths))
+        && !native.is_installed(service_profile(&paths))
     {
         return Err(Failure::conflict(format!(
             "profile `{name}`: a gateway not run by a service holds its state dir ({}); stop it first",
             openclaw_profiles::process::describe(o.pid)
         )));
     }
-    let spec = spec(ctx, &paths)?;
-    let native = native(ctx);
     let dotenv = std::fs::read_to_string(paths.state_dir.join(".env")).ok();
     let _ = openclaw_profiles::atomic::create_private_dir(&paths.logs_dir());
     let (outcome, warnings) = native
         .install(&spec, dotenv.as_deref(), force)
         .map_err(|e| {
             Failure::problem(format!(
-                "cannot install the service of profile `{name}`: {e}"
+                "cannot install the service of profile `{name}`: {e}{}",
+                if handed_over {
+                    format!(" (its keeper was stopped: `openclawctl start {name}` runs it again)")
+                } else {
+                    String::new()
+                }
             ))
         })?;
     for w in warnings {
         eprintln!("openclawctl: warning: {w}");
     }
     let what = native.service_path(service_profile(&paths));
-    match outcome {
-        Outcome::Installed => println!("installed {} ({})", what.display(), native.kind.as_str()),
-        Outcome::Rewritten => println!("rewrote {} ({})", what.display(), native.kind.as_str()),
-        Outcome::AlreadyInstalled => {
-            println!("{} is already installed and up to date", what.display())
-        }
-    }
+    let verb = match outcome {
+        Outcome::Installed => "installed",
+        Outcome::Rewritten => "rewrote",
+        Outcome::AlreadyInstalled => "already installed and up to date:",
+    };
     if wait_until(Duration::from_secs(30), || {
         probe::is_ready(spec.port, facts::PROBE_TIMEOUT)
     }) {
-        println!("profile `{name}` is ready on port {}", spec.port);
+        crate::report::done(
+            format!(
+                "{verb} {} ({}){}; profile `{name}` is ready on port {}",
+                what.display(),
+                native.kind.as_str(),
+                if handed_over {
+                    ", taken over from openclawctl's keeper"
+                } else {
+                    ""
+                },
+                spec.port
+            ),
+            serde_json::json!({
+                "profile": name,
+                "result": verb.trim_end_matches(':'),
+                "manager": native.kind.as_str(),
+                "path": what.display().to_string(),
+                "handedOver": handed_over,
+                "port": spec.port,
+            }),
+        );
         Ok(())
     } else {
         Err(Failure::problem(format!(
-            "the service of profile `{name}` did not become ready within 30s; see `openclawctl logs --profile {name}` and `openclawctl service status --profile {name}`"
+            "the service of profile `{name}` did not become ready within 30s; see `openclawctl logs {name}` and `openclawctl service status --profile {name}`"
         )))
     }
+}
+
+/// Before a (re)start through the service manager: rewrites the unit if
+/// the profile changed since install (its port, say), and projects the
+/// profile's `.env` into the service's env file again, so that a restart
+/// reads everything a fresh start reads.
+pub fn refresh(ctx: &Context, paths: &ProfilePaths) -> CmdResult {
+    let native = native(ctx);
+    let spec = spec(ctx, paths)?;
+    let fail = |what: &str, e: std::io::Error| {
+        Failure::problem(format!(
+            "cannot refresh the service of profile `{}`: {what}: {e}",
+            paths.profile
+        ))
+    };
+    if native.kind == openclaw_service_templates::native::Kind::Systemd {
+        let dotenv = std::fs::read_to_string(paths.state_dir.join(".env")).unwrap_or_default();
+        let env = openclaw_service_templates::render::env_file(
+            &openclaw_service_templates::render::parse_dotenv(&dotenv),
+        );
+        let env_path = spec.systemd_env_file();
+        if std::fs::read_to_string(&env_path).ok().as_deref() != Some(env.as_str()) {
+            openclaw_profiles::atomic::write_atomic(&env_path, env.as_bytes(), 0o600)
+                .map_err(|e| fail("env file", e))?;
+        }
+    }
+    let path = native.service_path(service_profile(paths));
+    let rendered = native.render(&spec);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(rendered.as_str()) {
+        openclaw_profiles::atomic::write_atomic(&path, rendered.as_bytes(), 0o644)
+            .map_err(|e| fail("unit", e))?;
+        if native.kind == openclaw_service_templates::native::Kind::Systemd {
+            let _ = std::process::Command::new("systemctl")
+                .args(["--user", "daemon-reload"])
+                .env_clear()
+                .envs(ctx.env.iter())
+                .output();
+        }
+    }
+    Ok(())
+}
+
+/// Stops, disables and removes the service of `paths`, waiting until its
+/// gateway let go of the state dir. True if a service was installed.
+pub fn remove_service(ctx: &Context, paths: &ProfilePaths) -> Result<bool, Failure> {
+    let native = native(ctx);
+    let existed = native.uninstall(service_profile(paths)).map_err(|e| {
+        Failure::problem(format!(
+            "cannot uninstall the service of profile `{}`: {e}",
+            paths.profile
+        ))
+    })?;
+    if existed {
+        wait_until(Duration::from_secs(30), || {
+            facts::gather(paths).holder == facts::Holder::None
+        });
+    }
+    Ok(existed)
 }
 
 /// `service uninstall --profile p`.
 pub fn uninstall(ctx: &Context, name: &str) -> CmdResult {
     let paths = ctx.known_profile(name)?;
-    let native = native(ctx);
-    let existed = native.uninstall(service_profile(&paths)).map_err(|e| {
-        Failure::problem(format!(
-            "cannot uninstall the service of profile `{name}`: {e}"
-        ))
-    })?;
-    if existed {
-        wait_until(Duration::from_secs(30), || {
-            facts::gather(&paths).holder == facts::Holder::None
-        });
-        println!(
-            "uninstalled {} (the state dir {} is kept)",
-            native.service_path(service_profile(&paths)).display(),
-            paths.state_dir.display()
+    let what = native(ctx).service_path(service_profile(&paths));
+    if remove_service(ctx, &paths)? {
+        crate::report::done(
+            format!(
+                "uninstalled {} (the state dir {} is kept)",
+                what.display(),
+                paths.state_dir.display()
+            ),
+            serde_json::json!({"profile": name, "result": "uninstalled", "path": what.display().to_string()}),
         );
     } else {
-        println!("profile `{name}` has no installed service");
+        crate::report::done(
+            format!("profile `{name}` has no installed service"),
+            serde_json::json!({"profile": name, "result": "not installed"}),
+        );
     }
     Ok(())
 }
@@ -316,7 +422,7 @@ pub fn status(ctx: &Context, names: &[String], deep: bool, json: bool) -> CmdRes
     let issues = scan_issues(ctx, &found);
     if json {
         let doc = serde_json::json!({ "services": rows, "issues": issues, "deep": deep });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::usage(e.to_string()))?
         );
@@ -324,10 +430,10 @@ pub fn status(ctx: &Context, names: &[String], deep: bool, json: bool) -> CmdRes
     }
     for r in &rows {
         if !r.installed {
-            println!("{:<16} not installed", r.profile);
+            outln!("{:<16} not installed", r.profile);
             continue;
         }
-        println!(
+        outln!(
             "{:<16} {} {} {}{}{} restarts {}{}",
             r.profile,
             r.name,
@@ -349,7 +455,7 @@ pub fn status(ctx: &Context, names: &[String], deep: bool, json: bool) -> CmdRes
         );
     }
     if !issues.is_empty() {
-        println!(
+        outln!(
             "Other gateway-like services detected{}:",
             if deep {
                 ""
@@ -358,9 +464,13 @@ pub fn status(ctx: &Context, names: &[String], deep: bool, json: bool) -> CmdRes
             }
         );
         for i in &issues {
-            println!(
+            outln!(
                 "  {} {} ({}): {}\n    fix: {}",
-                i.problem, i.name, i.path, i.detail, i.hint
+                i.problem,
+                i.name,
+                i.path,
+                i.detail,
+                i.hint
             );
         }
     }

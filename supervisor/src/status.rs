@@ -3,6 +3,7 @@
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use openclaw_profiles::lock::now_ms;
+use openclaw_profiles::outln;
 use openclaw_profiles::paths::ProfilePaths;
 use openclaw_profiles::ports::is_port_free;
 use serde::Serialize;
@@ -29,6 +30,10 @@ pub struct StatusRow {
     last_exit: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    /// CPU use of the gateway and its descendants, % of one core.
+    cpu_percent: Option<f32>,
+    /// Resident memory of the gateway and its descendants.
+    memory_bytes: Option<u64>,
     state_dir: String,
     config_path: String,
 }
@@ -86,16 +91,24 @@ pub fn row(facts: &Facts) -> StatusRow {
         restarts: rec.map_or(0, |r| r.restarts),
         last_exit: rec.and_then(|r| r.last_exit.as_ref()).map(|e| {
             let mut v = serde_json::json!({ "at": e.at });
-            match (&e.code, &e.signal) {
-                (Some(c), _) => v["code"] = (*c).into(),
-                (None, Some(sig)) => v["signal"] = sig.clone().into(),
+            match (&e.code, &e.signal, &e.reason) {
+                (Some(c), ..) => v["code"] = (*c).into(),
+                (None, Some(sig), _) => v["signal"] = sig.clone().into(),
+                (None, None, Some(r)) => v["reason"] = r.clone().into(),
                 _ => {}
             }
             v
         }),
         last_error: rec
-            .filter(|r| matches!(r.state, State::Failed | State::Conflict))
+            .filter(|r| {
+                matches!(r.state, State::Failed | State::Conflict)
+                    || (r.state == State::Stopped
+                        && r.last_exit.as_ref().is_some_and(|e| e.reason.is_some()))
+            })
+            .filter(|_| !facts.supervised)
             .and_then(|r| r.last_error.clone()),
+        cpu_percent: None,
+        memory_bytes: None,
         state_dir: facts.paths.state_dir.display().to_string(),
         config_path: facts.paths.config_path.display().to_string(),
     }
@@ -129,7 +142,13 @@ pub fn service_row(facts: &Facts, manager: &'static str, st: &UnitStatus) -> Sta
         uptime_ms: uptime,
         restarts: st.restarts,
         last_exit: service_cmd::last_exit_json(st),
-        last_error: None,
+        // As for keeper rows: the gateway's own last error line explains a
+        // conflict or a failure.
+        last_error: matches!(state, "conflict" | "failed")
+            .then(|| crate::logfile::last_error_line(&crate::launch::log_path(&facts.paths)))
+            .flatten(),
+        cpu_percent: None,
+        memory_bytes: None,
         state_dir: facts.paths.state_dir.display().to_string(),
         config_path: facts.paths.config_path.display().to_string(),
     }
@@ -155,16 +174,18 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
             }
         })
         .collect();
+    let mut rows = rows;
+    add_resources(&mut rows);
     if json {
         let doc = StatusDoc { profiles: rows };
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::usage(e.to_string()))?
         );
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no profiles yet: create one with `openclawctl profile create <name>`");
+        outln!("no profiles yet: create one with `openclawctl profile create <name>`");
         return Ok(());
     }
     let mut table = Table::new();
@@ -178,6 +199,8 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
         "HEALTHY",
         "UPTIME",
         "RESTARTS",
+        "CPU",
+        "MEMORY",
         "LAST EXIT",
     ]);
     for r in &rows {
@@ -190,12 +213,14 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
             if r.healthy { "yes" } else { "no" }.to_string(),
             r.uptime_ms.map_or("-".into(), format_uptime),
             r.restarts.to_string(),
+            r.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
+            r.memory_bytes.map_or("-".into(), format_bytes),
             r.last_exit.as_ref().map_or("-".into(), describe_exit),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     for r in rows.iter().filter(|r| r.last_error.is_some()) {
-        println!(
+        outln!(
             "{}: {}",
             r.name,
             r.last_error.as_deref().unwrap_or_default()
@@ -208,14 +233,74 @@ fn describe_exit(e: &serde_json::Value) -> String {
     let ago = e["at"]
         .as_u64()
         .map(|at| format_uptime(now_ms().saturating_sub(at)));
-    let what = match (e.get("code"), e.get("signal")) {
-        (Some(c), _) => format!("code {c}"),
-        (None, Some(s)) => s.as_str().unwrap_or("?").to_string(),
+    let what = match (e.get("code"), e.get("signal"), e.get("reason")) {
+        (Some(c), ..) => format!("code {c}"),
+        (None, Some(s), _) | (None, None, Some(s)) => s.as_str().unwrap_or("?").to_string(),
         _ => "?".into(),
     };
     match ago {
         Some(a) => format!("{what} ({a} ago)"),
         None => what,
+    }
+}
+
+/// Fills CPU % and memory of every row with a gateway pid: the gateway
+/// and its descendants (its process group), sampled twice
+/// `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL` apart for the CPU figure.
+fn add_resources(rows: &mut [StatusRow]) {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+    if rows.iter().all(|r| r.pid.is_none()) {
+        return;
+    }
+    let Ok(mut sys) = System::new() else {
+        return;
+    };
+    let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
+    sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
+    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+    sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
+    let procs = sys.processes();
+    let descends_from = |mut pid: Pid, root: Pid| {
+        for _ in 0..64 {
+            if pid == root {
+                return true;
+            }
+            match procs.get(&pid).and_then(|p| p.parent()) {
+                Some(parent) => pid = parent,
+                None => return false,
+            }
+        }
+        false
+    };
+    for r in rows.iter_mut() {
+        let Some(root) = r.pid.map(Pid::from_u32) else {
+            continue;
+        };
+        if !procs.contains_key(&root) {
+            continue;
+        }
+        let (mut cpu, mut mem) = (0.0f32, 0u64);
+        for (pid, p) in procs {
+            if descends_from(*pid, root) {
+                cpu += p.cpu_usage();
+                mem += p.memory();
+            }
+        }
+        r.cpu_percent = Some((cpu * 10.0).round() / 10.0);
+        r.memory_bytes = Some(mem);
+    }
+}
+
+/// `512 KiB`, `5.9 MiB`, `1.2 GiB`.
+pub fn format_bytes(b: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = b as f64;
+    if f < K * K {
+        format!("{:.0} KiB", f / K)
+    } else if f < K * K * K {
+        format!("{:.1} MiB", f / (K * K))
+    } else {
+        format!("{:.1} GiB", f / (K * K * K))
     }
 }
 
@@ -244,5 +329,7 @@ mod tests {
         assert_eq!(f(250_000), "4m 10s");
         assert_eq!(f(7_500_000), "2h 5m");
         assert_eq!(f(3 * 86_400_000 + 4 * 3_600_000), "3d 4h");
+        assert_eq!(super::format_bytes(512 * 1024), "512 KiB");
+        assert_eq!(super::format_bytes(6_186_598), "5.9 MiB");
     }
 }

@@ -23,6 +23,9 @@ pub struct Exit {
     /// Signal name, when a signal killed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// What ended it when neither applies (`keeper killed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// When, ms since the epoch.
     pub at: u64,
 }
@@ -38,15 +41,17 @@ impl Exit {
         Self {
             code: status.code(),
             signal,
+            reason: None,
             at,
         }
     }
 
     /// `code 1` / `signal SIGKILL`.
     pub fn describe(&self) -> String {
-        match (&self.code, &self.signal) {
-            (Some(c), _) => format!("code {c}"),
-            (None, Some(s)) => format!("signal {s}"),
+        match (&self.code, &self.signal, &self.reason) {
+            (Some(c), ..) => format!("code {c}"),
+            (None, Some(s), _) => format!("signal {s}"),
+            (None, None, Some(r)) => r.clone(),
             _ => "unknown".into(),
         }
     }
@@ -134,6 +139,71 @@ pub fn write_record(paths: &ProfilePaths, record: &Record) -> std::io::Result<()
     }
     let json = serde_json::to_vec_pretty(record).expect("keeper record serializes");
     write_atomic(&path, &json, 0o600)
+}
+
+/// `<stateDir>/tmp/openclawctl.stop`: the grace `stop --timeout` asked for.
+pub fn stop_grace_path(paths: &ProfilePaths) -> PathBuf {
+    paths.state_dir.join("tmp").join("openclawctl.stop")
+}
+
+/// Tells the keeper how long its gateway may take to stop (read once when
+/// the keeper gets SIGTERM; absent means the keeper's default).
+pub fn request_stop_grace(paths: &ProfilePaths, grace: std::time::Duration) -> std::io::Result<()> {
+    write_atomic(
+        &stop_grace_path(paths),
+        grace.as_millis().to_string().as_bytes(),
+        0o600,
+    )
+}
+
+/// Takes (reads and removes) the requested stop grace, if any.
+pub fn take_stop_grace(paths: &ProfilePaths) -> Option<std::time::Duration> {
+    let path = stop_grace_path(paths);
+    let ms = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+    let _ = std::fs::remove_file(&path);
+    Some(std::time::Duration::from_millis(ms))
+}
+
+/// Notices a keeper that died without recording it (kill -9, a crash):
+/// its record still says starting/running/backoff but no keeper holds the
+/// lock. The record then says `stopped`, with last exit `keeper killed`,
+/// and the profile's log says what happened; returns true when it did so.
+pub fn note_lost_keeper(paths: &ProfilePaths) -> bool {
+    let Some(mut rec) = read_record(paths) else {
+        return false;
+    };
+    if !matches!(rec.state, State::Starting | State::Running | State::Backoff)
+        || openclaw_profiles::process::pid_alive(rec.keeper_pid)
+        || keeper_alive(paths)
+    {
+        return false;
+    }
+    let now = openclaw_profiles::lock::now_ms();
+    let why = format!(
+        "the keeper (pid {}) died without stopping (killed, SIGKILL?); its gateway{} stopped with it; `openclawctl start {}` runs it again",
+        rec.keeper_pid,
+        rec.gateway_pid
+            .map_or(String::new(), |p| format!(" (pid {p})")),
+        paths.profile
+    );
+    rec.state = State::Stopped;
+    rec.gateway_pid = None;
+    rec.last_exit = Some(Exit {
+        code: None,
+        signal: None,
+        reason: Some("keeper killed".into()),
+        at: now,
+    });
+    rec.last_error = Some(why.clone());
+    rec.updated_at = now;
+    let _ = write_record(paths, &rec);
+    let line = format!("{} openclawctl: {why}\n", crate::keeper::utc_timestamp(now));
+    let log = crate::launch::log_path(paths);
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+        use std::io::Write;
+        let _ = f.write_all(line.as_bytes());
+    }
+    true
 }
 
 /// True if a keeper holds the profile's keeper lock.

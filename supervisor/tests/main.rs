@@ -134,7 +134,7 @@ fn create_refuses_collisions_with_clear_errors() {
         (
             vec!["bad name".into()],
             2,
-            "Invalid --profile (use letters".into(),
+            "invalid profile name \"bad name\"".into(),
         ),
     ];
     for (args, code, want) in cases {
@@ -219,18 +219,35 @@ fn a_broken_registry_is_reported_not_overwritten() {
     let home = TestHome::new();
     let reg = home.path().join(".config/openclawctl/profiles.toml");
     std::fs::create_dir_all(reg.parent().unwrap()).unwrap();
-    std::fs::write(&reg, "this is = = not toml").unwrap();
+    std::fs::write(&reg, "[[profile]]\nname = 'a'\nthis is = = not toml").unwrap();
+    std::fs::create_dir(home.path().join(".openclaw-ondisk")).unwrap();
+    // Reading commands still work, on the profiles found on disk, and the
+    // warning names the file, line and column.
     let out = ctl(&home, &["profile", "list"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("invalid profile registry"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ondisk"), "{}", stdout(&out));
+    let want = format!("invalid profile registry {}:3:6", reg.display());
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+    assert_eq!(ctl(&home, &["status"]).status.code(), Some(0));
+    // Editing commands refuse, and the file is left as it was.
+    let out = ctl(&home, &["profile", "create", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(&reg).unwrap(),
-        "this is = = not toml"
+        "[[profile]]\nname = 'a'\nthis is = = not toml"
     );
+    // doctor reports it as a finding.
+    let out = ctl(&home, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["checkId"] == "registry-invalid")
+        .unwrap_or_else(|| panic!("no registry-invalid finding: {doc}"));
+    assert!(f["message"].as_str().unwrap().contains(&want), "{doc}");
 }
 
 #[test]

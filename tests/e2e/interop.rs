@@ -9,7 +9,7 @@ use openclaw_e2e::home::{stderr, stdout};
 use openclaw_e2e::{TestHome, bins, ports};
 use serde_json::Value;
 
-use crate::skeleton::create_and_start;
+use crate::skeleton::{create_and_start, ok};
 
 /// Panics unless this process can only reach loopback.
 fn assert_offline() {
@@ -23,7 +23,7 @@ fn assert_offline() {
     assert!(
         ifaces.iter().all(|i| i == "lo"),
         "the real OpenClaw CLI only runs in a loopback-only network namespace, but this one has {ifaces:?}; \
-         run the suite with scripts/test (or under shared/tools/openclaw-cli/offline.sh)"
+         run the suite with scripts/test (or under scripts/offline)"
     );
 }
 
@@ -241,4 +241,40 @@ fn real_cli_logs_and_devices_list() {
         "{}",
         stdout(&out)
     );
+}
+
+/// OpenClaw's `--profile dev` goes to port 19001 (its CLI sets
+/// `OPENCLAW_GATEWAY_PORT`); a `dev` profile of ours serves exactly there,
+/// so the real CLI reaches it with no flags at all.
+#[test]
+fn real_cli_reaches_profile_dev_on_its_implied_port() {
+    assert_offline();
+    let home = TestHome::new();
+    let out = ok(&home, &["profile", "create", "dev"]);
+    assert!(out.contains("port 19001"), "{out}");
+    ok(&home, &["start", "dev"]);
+    let out = home
+        .command(bins::real_openclaw_cli())
+        .args(["--profile", "dev", "gateway", "status"])
+        .output()
+        .expect("run the real OpenClaw CLI");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("Probe target: ws://127.0.0.1:19001")
+            && text.contains("Connectivity probe: ok"),
+        "{text}"
+    );
+    let out = home
+        .command(bins::real_openclaw_cli())
+        .args(["--profile", "dev", "gateway", "call", "health", "--json"])
+        .output()
+        .expect("run the real OpenClaw CLI");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    ok(&home, &["stop", "dev"]);
 }

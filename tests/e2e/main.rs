@@ -4,6 +4,7 @@
 
 mod doctor;
 mod interop;
+mod real_use;
 mod services;
 mod skeleton;
 mod supervision;

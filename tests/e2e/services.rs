@@ -1,5 +1,5 @@
 //! A profile as a real systemd user unit, run by a real, private
-//! `systemd --user` manager (`shared/tools/systemd-user/up.sh`): install,
+//! `systemd --user` manager (`scripts/systemd-user-up`): install,
 //! readiness, restart by systemd after kill -9, `managedBy: systemd`, exit
 //! 78 staying down, uninstall leaving nothing behind, and the `--deep`
 //! scan. If no manager can start, the test fails: it must run in CI.
@@ -15,11 +15,11 @@ use serde_json::Value;
 
 use crate::skeleton::{ok, status_of};
 
-fn tools() -> PathBuf {
-    let shared = std::env::var_os("OPENCLAW_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    shared.join("tools/systemd-user")
+/// `scripts/<name>` of this repository.
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name)
 }
 
 /// A private user manager for one test; stopped on drop.
@@ -31,10 +31,10 @@ impl Manager {
     fn up(home: &mut TestHome) -> Self {
         let base = home.base().to_path_buf();
         let out = Command::new("bash")
-            .arg(tools().join("up.sh"))
+            .arg(script("systemd-user-up"))
             .arg(&base)
             .output()
-            .expect("run up.sh");
+            .expect("run scripts/systemd-user-up");
         assert!(
             out.status.success(),
             "could not start a systemd user manager (install the `systemd` package; needs root and writable cgroups): {}{}",
@@ -67,7 +67,7 @@ impl Manager {
 impl Drop for Manager {
     fn drop(&mut self) {
         let _ = Command::new("bash")
-            .arg(tools().join("down.sh"))
+            .arg(script("systemd-user-down"))
             .arg(&self.base)
             .output();
     }
@@ -198,6 +198,14 @@ fn a_profile_installed_as_a_systemd_user_unit_is_run_by_systemd() {
         "{s}"
     );
     assert_eq!(s["lastExit"]["code"], 78, "{s}");
+    // As for keeper rows, the gateway's last error line explains it.
+    assert!(
+        s["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gateway.mode=local"),
+        "{s}"
+    );
     std::fs::write(&config, text).unwrap();
 
     // A stale unit for a profile that no longer exists, found by the scan.
@@ -302,4 +310,94 @@ fn install_without_a_user_manager_says_how_to_fix_it() {
             .join(".config/systemd/user/openclaw-gateway-a.service")
             .exists()
     );
+}
+
+#[test]
+fn install_all_hands_keepers_over_and_rm_takes_the_service_with_it() {
+    let mut home = TestHome::under_base();
+    let manager = Manager::up(&mut home);
+    let slot = ports::claim_slots(2);
+    for (i, n) in ["a", "b"].iter().enumerate() {
+        ok(
+            &home,
+            &[
+                "profile",
+                "create",
+                n,
+                "--port",
+                &slot.nth(i as u16).to_string(),
+            ],
+        );
+    }
+    // b: its token only in <stateDir>/.env, and small log limits there too.
+    let token = "b-token-only-in-dotenv-0123456789";
+    std::fs::write(
+        home.state_dir("b").join("openclaw.json"),
+        format!(
+            "{{ gateway: {{ mode: 'local', port: {}, auth: {{ mode: 'token' }} }} }}\n",
+            slot.nth(1)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.state_dir("b").join(".env"),
+        format!("OPENCLAW_GATEWAY_TOKEN={token}\nOPENCLAWCTL_LOG_MAX_BYTES=300\nOPENCLAWCTL_LOG_FILES=2\n"),
+    )
+    .unwrap();
+    // a runs under a keeper first.
+    ok(&home, &["start", "a"]);
+    assert_eq!(status_of(&home, "a")["managedBy"], "openclawctl");
+
+    let out = home.ctl(&["service", "install", "--all", "--json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    let of = |n: &str| results.iter().find(|r| r["profile"] == n).unwrap().clone();
+    assert_eq!(of("a")["handedOver"], true, "{doc}");
+    assert_eq!(of("b")["handedOver"], false, "{doc}");
+    for n in ["a", "b"] {
+        let s = status_of(&home, n);
+        assert_eq!(
+            (s["managedBy"].as_str(), s["healthy"].as_bool()),
+            (Some("systemd"), Some(true)),
+            "{s}"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(
+            home.path()
+                .join(".config/systemd/user/openclaw-gateway-b.service")
+        )
+        .is_ok_and(|u| !u.contains(token)),
+        "the token never goes into the unit"
+    );
+    // The operator command finds the same token as the gateway under systemd.
+    let out = home
+        .command(openclaw_e2e::bins::openclaw())
+        .args(["--profile", "b", "health", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // Under systemd the gateway rotates its own log, with the keeper's rule.
+    let rotated = home.state_dir("b").join("logs/gateway.log.1");
+    for _ in 0..8 {
+        if rotated.exists() {
+            break;
+        }
+        ok(&home, &["restart", "b"]);
+    }
+    assert!(rotated.exists(), "gateway.log never rotated under systemd");
+    assert!(!home.state_dir("b").join("logs/gateway.log.3").exists());
+    assert!(!ok(&home, &["logs", "b"]).is_empty());
+
+    // Removing a profile removes its service first; nothing is left behind.
+    let unit = "openclaw-gateway-a.service";
+    let out = ok(&home, &["profile", "rm", "a", "--purge", "--force"]);
+    assert!(out.contains("uninstalled its service"), "{out}");
+    assert!(!home.path().join(".config/systemd/user").join(unit).exists());
+    assert_ne!(manager.systemctl(&["is-enabled", unit]), "enabled");
+    assert_ne!(manager.systemctl(&["is-active", unit]), "active");
+    assert!(!home.state_dir("a").exists());
+    ok(&home, &["service", "uninstall", "b"]);
 }

@@ -203,7 +203,12 @@ fn a_gateway_that_fails_to_start_is_reported_with_its_log_and_exit_code() {
         err.contains("cannot start profile `a`: openclaw gateway: Gateway start blocked"),
         "{err}"
     );
-    assert!(err.contains("last log lines"), "{err}");
+    // One line tells why; the log follows only with --verbose.
+    assert!(!err.contains("last log lines"), "{err}");
+    assert!(err.contains("start again with --verbose"), "{err}");
+    let out = home.ctl(&["start", "a", "--verbose"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("last log lines"), "{}", stderr(&out));
     // 78 is never restarted: the profile is in conflict, with the error.
     let s = status_of(&home, "a");
     assert_eq!(

@@ -38,7 +38,7 @@ pub fn openclawctl() -> PathBuf {
 }
 
 /// The real OpenClaw CLI wrapper from `OPENCLAW_CLI` (set by the script
-/// that ran `shared/tools/openclaw-cli/install.sh`). Panics with the fix
+/// that ran `scripts/install-openclaw-cli`). Panics with the fix
 /// when it is not set: the interop tests never skip.
 pub fn real_openclaw_cli() -> PathBuf {
     let p = std::env::var_os("OPENCLAW_CLI")

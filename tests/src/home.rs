@@ -39,7 +39,7 @@ impl TestHome {
     }
 
     /// A home at `<base>/home` inside a new temp `base` (the layout of
-    /// `shared/tools/systemd-user/up.sh BASE`).
+    /// `scripts/systemd-user-up BASE`).
     pub fn under_base() -> Self {
         let mut h = Self::new();
         h.home = h.dir.path().join("home");

@@ -10,7 +10,14 @@ use rand::RngExt;
 const FIRST: u16 = 20_000;
 /// Width of one slot: one profile's reserved ports (base..=base+110).
 pub const SLOT: u16 = 111;
-const SLOTS: u16 = 360;
+
+/// Slots between `FIRST` and the kernel's ephemeral range (where
+/// `openclawctl`'s allocator never places a profile, and where outgoing
+/// connections could take a test's port).
+fn slots() -> u16 {
+    let limit = openclaw_profiles::ports::ephemeral_range().map_or(60_000, |(lo, _)| lo);
+    (limit.saturating_sub(FIRST) / SLOT).max(1)
+}
 
 /// Claimed adjacent slots; released on drop.
 #[derive(Debug)]
@@ -51,8 +58,10 @@ fn all_free(base: u16, len: u16) -> bool {
 /// Claims `n` adjacent slots (n * 111 ports) that are free right now.
 pub fn claim_slots(n: u16) -> PortSlot {
     let mut rng = rand::rng();
+    let total = slots();
+    assert!(n < total, "{n} slots asked, {total} exist");
     for _ in 0..1000 {
-        let first = rng.random_range(0..SLOTS - n);
+        let first = rng.random_range(0..total - n);
         let locks: Vec<File> = (first..first + n).map_while(try_lock_slot).collect();
         let base = FIRST + first * SLOT;
         if locks.len() == usize::from(n) && all_free(base, n * SLOT) {

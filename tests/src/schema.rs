@@ -1,5 +1,6 @@
 //! Validation against OpenClaw's published protocol schema
-//! (`shared/spec/openclaw-protocol-schema/protocol.schema.json`). Every
+//! (`tests/vendor/openclaw-protocol-schema/protocol.schema.json`, MIT, see
+//! `PROVENANCE.md` there). Every
 //! frame a test receives from the gateway goes through [`check_frame`].
 
 use std::collections::HashMap;
@@ -8,14 +9,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
-/// The schema file, found beside the checkout (`../shared/spec/...`) or at
-/// `OPENCLAW_PROTOCOL_SCHEMA`.
+/// The vendored schema file, or `OPENCLAW_PROTOCOL_SCHEMA` to try another.
 pub fn schema_path() -> PathBuf {
     if let Ok(p) = std::env::var("OPENCLAW_PROTOCOL_SCHEMA") {
         return PathBuf::from(p);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/spec/openclaw-protocol-schema/protocol.schema.json")
+        .join("vendor/openclaw-protocol-schema/protocol.schema.json")
 }
 
 fn schema() -> &'static Value {
@@ -24,7 +24,7 @@ fn schema() -> &'static Value {
         let path = schema_path();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "cannot read the protocol schema at {}: {e}; the checkout must sit beside shared/ (or set OPENCLAW_PROTOCOL_SCHEMA)",
+                "cannot read the protocol schema at {}: {e}; it is vendored in the repository (or set OPENCLAW_PROTOCOL_SCHEMA)",
                 path.display()
             )
         });
