@@ -56,7 +56,18 @@ pub fn render(ctx: &Context, name: &str, target: &str) -> CmdResult {
             )));
         }
     };
-    out!("{text}");
+    if crate::report::json() {
+        let path = native(ctx).service_path(service_profile(&paths));
+        let doc = serde_json::json!({
+            "profile": paths.profile.as_str(),
+            "target": target,
+            "path": if target == native(ctx).kind.as_str() { Some(path.display().to_string()) } else { None },
+            "text": text,
+        });
+        outln!("{doc:#}");
+    } else {
+        out!("{text}");
+    }
     Ok(())
 }
 

@@ -578,3 +578,30 @@ fn pm2_habits_positional_names_json_resources_and_all_logs() {
     let removed = json(&home.ctl(&["profile", "rm", "b", "--json"]));
     assert_eq!(removed["results"][0]["result"], "removed", "{removed}");
 }
+
+#[test]
+fn service_render_under_json_is_a_document() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    ok(
+        &home,
+        &["profile", "create", "a", "--port", &slot.base().to_string()],
+    );
+    let doc = json(&home.ctl(&[
+        "service",
+        "render",
+        "--profile",
+        "a",
+        "--target",
+        "systemd",
+        "--json",
+    ]));
+    assert_eq!(doc["profile"], "a");
+    assert!(
+        doc["text"]
+            .as_str()
+            .unwrap()
+            .contains("RestartPreventExitStatus=78"),
+        "{doc}"
+    );
+}
