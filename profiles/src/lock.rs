@@ -137,6 +137,19 @@ fn open_lock_file(path: &Path) -> Result<File, LockError> {
         .map_err(io_err(path))
 }
 
+/// Opens (creating, 0600, with its directory 0700) the lock file at `path`
+/// and tries once to take it: `Ok(None)` when a live process holds it. For
+/// locks held for a process's life (the keeper's) or a short edit (the
+/// registry's); the caller keeps the file to keep the lock.
+pub fn try_lock_file(path: &Path) -> Result<Option<File>, LockError> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(io_err(path)(e)),
+    }
+}
+
 /// True if `file` is still the inode at `path` (a previous owner may have
 /// removed the file between our open and our lock).
 fn still_linked(file: &File, path: &Path) -> bool {

@@ -4,8 +4,7 @@
 //! `openclaw --profile <name>`), plus `~/.openclaw` as `default`.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -209,41 +208,26 @@ impl Registry {
     pub fn lock(env: &EnvSnapshot) -> Result<Self, Error> {
         let path = ctl_home(env)?.join("profiles.toml");
         let lock_path = path.with_file_name("profiles.lock");
-        let io = |action| {
-            let lock_path = lock_path.clone();
-            move |source| Error::Io {
-                action,
-                path: lock_path,
-                source,
-            }
-        };
-        if let Some(dir) = path.parent() {
-            create_private_dir(dir).map_err(io("create the directory of"))?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io("open"))?;
         let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+        let file = loop {
+            let taken = crate::lock::try_lock_file(&lock_path).map_err(|e| Error::Io {
+                action: "lock",
+                path: lock_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            match taken {
+                Some(file) => break file,
+                None if started.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(TryLockError::WouldBlock) => {
+                None => {
                     return Err(Error::Busy {
                         path: lock_path,
                         waited: LOCK_WAIT,
                     });
                 }
-                Err(TryLockError::Error(e)) => return Err(io("lock")(e)),
             }
-        }
+        };
         let mut registry = Self::load(env)?;
         registry.lock = Some(file);
         Ok(registry)

@@ -12,9 +12,8 @@
 //! The gateway's stdin is a pipe from the keeper; if the keeper dies, the
 //! gateway sees EOF and stops (`OPENCLAWCTL_LIFELINE`).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -143,23 +142,7 @@ pub fn utc_timestamp(ms: u64) -> String {
 }
 
 fn take_keeper_lock(paths: &ProfilePaths) -> Result<Option<File>, String> {
-    let path = keeper_lock_path(paths);
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
-    }
+    lock::try_lock_file(&keeper_lock_path(paths)).map_err(|e| e.to_string())
 }
 
 /// Closes every descriptor above 2 (the keeper has opened none yet).

@@ -27,24 +27,9 @@ fn profiles(home: &TestHome) -> Vec<Value> {
         .clone()
 }
 
-/// Live processes whose environment holds `HOME=<home>` and whose command
-/// line contains `needle`.
+/// Live processes of this home whose command line contains `needle`.
 fn processes(home: &TestHome, needle: &str) -> Vec<u32> {
-    let env_needle = format!("HOME={}", home.path().display());
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid_alive(pid))
-        .filter(|pid| {
-            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            env.split(|b| *b == 0).any(|kv| kv == env_needle.as_bytes())
-                && String::from_utf8_lossy(&cmd)
-                    .replace('\0', " ")
-                    .contains(needle)
-        })
-        .collect()
+    crate::supervision::processes_with(&format!("HOME={}", home.path().display()), needle)
 }
 
 /// Spawns `openclawctl args` without waiting.

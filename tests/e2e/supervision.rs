@@ -63,7 +63,7 @@ fn ctl_with(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> std::proces
 
 /// Live processes whose environment holds `needle` and whose command line
 /// contains `cmd`.
-fn processes_with(needle: &str, cmd: &str) -> Vec<u32> {
+pub(crate) fn processes_with(needle: &str, cmd: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
