@@ -147,6 +147,13 @@ pub fn logs(ctx: &Context, names: &[String], lines: usize, follow: bool) -> CmdR
         .collect();
     // The last `lines` lines of each, merged in time order (stable: a
     // profile's own lines keep their order).
+    // Positions to follow from are taken before the tail is read: a line
+    // written in between may show twice, but none is lost.
+    let mut sources: Vec<Source> = profiles
+        .iter()
+        .zip(&prefixes)
+        .map(|(p, prefix)| Source::new(prefix.clone(), log_path(p)))
+        .collect();
     let mut merged: Vec<(String, usize, String)> = Vec::new();
     let mut lasts = vec![String::new(); profiles.len()];
     for (i, p) in profiles.iter().enumerate() {
@@ -162,11 +169,6 @@ pub fn logs(ctx: &Context, names: &[String], lines: usize, follow: bool) -> CmdR
     if !follow {
         return Ok(());
     }
-    let mut sources: Vec<Source> = profiles
-        .iter()
-        .zip(prefixes)
-        .map(|(p, prefix)| Source::new(prefix, log_path(p)))
-        .collect();
     loop {
         let mut batch: Vec<(String, String)> = Vec::new();
         for (s, last) in sources.iter_mut().zip(&mut lasts) {

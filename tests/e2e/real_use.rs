@@ -590,3 +590,48 @@ fn service_render_under_json_is_a_document() {
         "{doc}"
     );
 }
+
+#[test]
+fn logs_follow_interleaves_every_profile() {
+    use std::io::BufRead;
+    let home = TestHome::new();
+    let slot = ports::claim_slots(2);
+    create_and_start(&home, "a", slot.nth(0));
+    create_and_start(&home, "b", slot.nth(1));
+    let mut follow = home
+        .command(bins::openclawctl())
+        .args(["logs", "-f", "-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The tails (one line each) come first: then it follows.
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("logs -f printed its tail");
+    }
+    ok(&home, &["restart", "a", "b"]);
+    let (mut seen_a, mut seen_b) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(seen_a && seen_b) && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen_a |= l.starts_with("a | ") && l.contains("restart requested");
+            seen_b |= l.starts_with("b | ") && l.contains("restart requested");
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        seen_a && seen_b,
+        "followed lines of a: {seen_a}, of b: {seen_b}"
+    );
+}
