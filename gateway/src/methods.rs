@@ -51,6 +51,9 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// The socket's connection id.
     pub conn_id: String,
+    /// Who calls (`device:<id>` across reconnects, else `conn:<connId>`):
+    /// idempotency answers replay to this caller only.
+    pub identity: String,
 }
 
 impl Caller {
@@ -110,7 +113,7 @@ pub fn dispatch(
     let key = params
         .and_then(|p| p["idempotencyKey"].as_str())
         .filter(|k| !k.is_empty() && SIDE_EFFECTING.contains(&method))
-        .map(|k| format!("{method}:{k}"));
+        .map(|k| format!("{}\u{0}{method}\u{0}{k}", caller.identity));
     let Some(key) = key else {
         return dispatch_once(gw, caller, method, params);
     };

@@ -267,7 +267,10 @@ async fn handshake(
         return Err(refuse(id, e, close::POLICY, &reason));
     }
     let device = proof.id.to_ascii_lowercase();
-    let token = match pair_device(gw, &params, proof, &role, &requested, ip, local) {
+    // A device token never grants more than it was issued with: silent
+    // upgrades belong to the shared-secret paths only (spec §5).
+    let silent = local && !via_device_token;
+    let token = match pair_device(gw, &params, proof, &role, &requested, ip, silent) {
         Ok(t) => t,
         Err((err, reason)) => return Err(refuse(id, err, close::POLICY, &reason)),
     };
@@ -284,9 +287,11 @@ async fn handshake(
     .await
 }
 
-/// Pairing: a local device is approved silently; any other files a
-/// pending request and is refused until an operator approves it. Returns
-/// the device token of `(device, role)`.
+/// Pairing: a local device that proved the shared secret is approved
+/// silently (`silent`); any other (a remote one, or one that came with only
+/// its device token and asks for more than it holds) files a pending
+/// request and is refused until an operator approves it. Returns the
+/// device token of `(device, role)`.
 fn pair_device(
     gw: &Gateway,
     params: &ConnectParams,
@@ -294,7 +299,7 @@ fn pair_device(
     role: &str,
     requested: &[String],
     ip: std::net::IpAddr,
-    local: bool,
+    silent: bool,
 ) -> Result<Option<pairing::DeviceToken>, (ErrorShape, String)> {
     let device = proof.id.to_ascii_lowercase();
     let busy = || {
@@ -317,6 +322,18 @@ fn pair_device(
             "scope-upgrade",
             "pairing required: scope upgrade pending approval",
         )),
+        // Asking beyond the role's issued token counts as an upgrade too.
+        Some(p)
+            if p.tokens
+                .get(role)
+                .is_some_and(|t| !requested.iter().all(|s| scopes::satisfies(&t.scopes, s)))
+                && !silent =>
+        {
+            Some((
+                "scope-upgrade",
+                "pairing required: scope upgrade pending approval",
+            ))
+        }
         Some(_) => None,
     };
     if let Some((reason, message)) = needs {
@@ -328,7 +345,7 @@ fn pair_device(
             requested,
             &ip.to_string(),
         ));
-        if local {
+        if silent {
             store.approve(&req.request_id, "silent");
         } else {
             let _ = store.save();
@@ -394,11 +411,18 @@ async fn finish(
         }
     }
     gw.set_presence(&conn_id, Some(entry));
+    // Who the caller is: its proven device (across reconnects), else this
+    // one connection (a client-chosen `instanceId` proves nothing).
+    let identity = match &device_id {
+        Some(d) => format!("device:{d}"),
+        None => format!("conn:{conn_id}"),
+    };
     Ok(Session {
         caller: Caller {
             role,
             scopes,
             conn_id,
+            identity,
         },
         device_id,
     })

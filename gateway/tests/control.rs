@@ -307,6 +307,63 @@ async fn a_local_device_is_paired_silently_and_gets_a_device_token_it_can_use() 
 }
 
 #[tokio::test]
+async fn a_device_token_never_grants_more_than_it_was_issued_with() {
+    let gw = TestGateway::with_token().await;
+    let dev = Device::new(9);
+    // Paired (silently, on loopback, with the shared token) for reading only.
+    let (mut ws, challenge) = gw.open().await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(&challenge, json!({"token": TOKEN}), &["operator.read"]),
+        ),
+    )
+    .await;
+    let hello = recv(&mut ws).await;
+    let device_token = hello["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(ws);
+    // With only its device token, it asks for admin: refused, not upgraded.
+    let (mut ws, challenge) = gw.open().await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(
+                &challenge,
+                json!({"deviceToken": device_token}),
+                &["operator.admin"],
+            ),
+        ),
+    )
+    .await;
+    let refused = recv(&mut ws).await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["error"]["details"]["code"], "PAIRING_REQUIRED");
+    assert_eq!(refused["error"]["details"]["reason"], "scope-upgrade");
+    let paired = std::fs::read_to_string(gw.state_dir().join("devices/paired.json")).unwrap();
+    assert!(!paired.contains("operator.admin"), "{paired}");
+    // What it holds still works.
+    let (mut ws, challenge) = gw.open().await;
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            dev.params(
+                &challenge,
+                json!({"deviceToken": device_token}),
+                &["operator.read"],
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["ok"], true);
+}
+
+#[tokio::test]
 async fn a_bad_signature_is_refused_with_its_code() {
     let gw = TestGateway::with_token().await;
     let dev = Device::new(9);
@@ -424,6 +481,42 @@ async fn a_repeated_idempotency_key_replays_the_first_answer() {
     )
     .await;
     assert_eq!(fresh["error"]["message"], "unknown requestId");
+}
+
+#[tokio::test]
+async fn idempotency_answers_never_leak_to_another_caller() {
+    let gw = TestGateway::with_token_seeded(|d| {
+        seed_pending(
+            d,
+            &[
+                ("r1", "d1", "ABCDEFGH", "operator"),
+                ("r2", "d2", "JKLMNPQR", "operator"),
+            ],
+        )
+    })
+    .await;
+    let params = with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]);
+    let (mut a, _) = connect_as(&gw, params.clone()).await;
+    let (mut b, _) = connect_as(&gw, params).await;
+    let first = call(
+        &mut a,
+        "2",
+        "device.pair.approve",
+        json!({"requestId": "r1", "idempotencyKey": "same"}),
+    )
+    .await;
+    assert_eq!(first["ok"], true, "{first}");
+    // Another caller with the same key runs its own request.
+    let second = call(
+        &mut b,
+        "2",
+        "device.pair.approve",
+        json!({"requestId": "r2", "idempotencyKey": "same"}),
+    )
+    .await;
+    assert_eq!(second["ok"], true, "{second}");
+    assert_ne!(second["payload"], first["payload"], "{second}");
+    assert_eq!(second["payload"]["device"]["deviceId"], "d2", "{second}");
 }
 
 #[tokio::test]
