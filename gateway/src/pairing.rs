@@ -119,11 +119,42 @@ pub struct Store {
     pub paired: BTreeMap<String, Paired>,
 }
 
+/// Reads one store file. A file that cannot be read or parsed is never
+/// overwritten in silence: it is moved aside to `<file>.corrupt-<ms>` (what
+/// `doctor` reports as `state-file-invalid`), loudly logged, and the store
+/// starts empty.
 fn read_map<T: for<'de> Deserialize<'de>>(path: &Path) -> BTreeMap<String, T> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
+        Err(e) => return move_aside(path, &e.to_string()),
+    };
+    match serde_json::from_str(&text) {
+        Ok(m) => m,
+        Err(e) => move_aside(path, &e.to_string()),
+    }
+}
+
+fn move_aside<T>(path: &Path, why: &str) -> BTreeMap<String, T> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(
+        "{}{}",
+        openclaw_profiles::contract::CORRUPT_SUFFIX,
+        now_ms()
+    ));
+    let aside = std::path::PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => tracing::error!(
+            file = %path.display(),
+            moved_to = %aside.display(),
+            "cannot read the device store ({why}); moved it aside and started with an empty one: devices paired before must pair again unless the file is restored (see `openclaw doctor`)"
+        ),
+        Err(e) => tracing::error!(
+            file = %path.display(),
+            "cannot read the device store ({why}) and cannot move it aside ({e})"
+        ),
+    }
+    BTreeMap::new()
 }
 
 /// A new pairing code.
@@ -444,6 +475,28 @@ mod tests {
             remote_ip: "10.0.0.2".into(),
             ts: now_ms(),
         }
+    }
+
+    #[test]
+    fn a_torn_store_is_moved_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = dir.path().join("devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        std::fs::write(devices.join("paired.json"), "{\"dev\": {\"deviceId\": ").unwrap();
+        let s = Store::load(dir.path());
+        assert!(s.paired.is_empty());
+        s.save().unwrap();
+        let aside: Vec<_> = std::fs::read_dir(&devices)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("paired.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(
+            std::fs::read_to_string(devices.join(&aside[0])).unwrap(),
+            "{\"dev\": {\"deviceId\": "
+        );
     }
 
     #[test]

@@ -63,3 +63,11 @@ pub const SUPERVISED_LOG_FILE: &str = "gateway.log";
 /// keeper's end of a pipe) as a stop request, so a keeper that dies,
 /// even by SIGKILL, never leaves its gateway running unsupervised.
 pub const ENV_LIFELINE: &str = "OPENCLAWCTL_LIFELINE";
+
+/// The gateway's device store under the state dir: `devices/pending.json`
+/// and `devices/paired.json`.
+pub const DEVICE_STORE_FILES: [&str; 2] = ["devices/pending.json", "devices/paired.json"];
+
+/// Suffix of a state file the gateway could not read and moved aside
+/// (`paired.json.corrupt-<ms>`), instead of overwriting it.
+pub const CORRUPT_SUFFIX: &str = ".corrupt-";

@@ -115,6 +115,43 @@ pub struct ProfileFacts {
     pub log_file: Option<PathBuf>,
     /// The agent workspace (`agents.defaults.workspace`, else `<stateDir>/workspace`).
     pub workspace: PathBuf,
+    /// State files that cannot be read (path, why), and files the gateway
+    /// moved aside as unreadable (`*.corrupt-*`, why empty).
+    pub bad_state_files: Vec<(PathBuf, String)>,
+}
+
+/// The device store files of `state_dir` that do not parse, and those
+/// the gateway moved aside.
+fn bad_state_files(state_dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for rel in crate::contract::DEVICE_STORE_FILES {
+        let path = state_dir.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if let Err(e) =
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                {
+                    out.push((path.clone(), e.to_string()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => out.push((path.clone(), e.to_string())),
+        }
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+            let prefix = format!(
+                "{}{}",
+                name.to_string_lossy(),
+                crate::contract::CORRUPT_SUFFIX
+            );
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    out.push((e.path(), String::new()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A gateway service found on the host.
@@ -190,12 +227,15 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
     let config = config::load_config(&paths.config_path).map_err(|e| e.to_string());
     let cfg = config.as_ref().ok().and_then(|c| c.as_ref());
     let port = config.as_ref().ok().and_then(|c| {
-        ports::resolve_gateway_port(
-            None,
-            &Default::default(),
-            c.as_ref().and_then(|c| c.gateway.port),
-        )
-        .ok()
+        // `dev` serves on the port OpenClaw's CLI implies, whatever the config says.
+        ports::implied_port(&paths.profile).or_else(|| {
+            ports::resolve_gateway_port(
+                None,
+                &Default::default(),
+                c.as_ref().and_then(|c| c.gateway.port),
+            )
+            .ok()
+        })
     });
     let lock_path = paths.state_lock_path();
     let (lock_holder, stale_lock) = match lock::inspect(&lock_path) {
@@ -306,6 +346,7 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
         tokens,
         log_file,
         workspace,
+        bad_state_files: bad_state_files(&paths.state_dir),
     }
 }
 
@@ -473,6 +514,30 @@ fn pair_checks(a: &ProfileFacts, b: &ProfileFacts, out: &mut Vec<Finding>) {
 
 fn profile_checks(p: &ProfileFacts, all: &[ProfileFacts], inv: &Inventory, out: &mut Vec<Finding>) {
     let me = vec![name(p)];
+    for (path, why) in &p.bad_state_files {
+        let (message, hint) = if why.is_empty() {
+            (
+                format!(
+                    "{} is a state file the gateway of `{}` could not read and moved aside; what it held is not in use",
+                    path.display(),
+                    name(p)
+                ),
+                "compare it with the live file, restore what is missing (stop the gateway first), then delete it".to_string(),
+            )
+        } else {
+            (
+                format!("{} cannot be read: {why}", path.display()),
+                "restore it from a backup or fix the JSON by hand before the gateway starts (it would move the file aside)".to_string(),
+            )
+        };
+        out.push(finding(
+            "state-file-invalid",
+            Severity::Error,
+            me.clone(),
+            message,
+            hint,
+        ));
+    }
     if let Err(e) = &p.config {
         out.push(finding(
             "config-invalid",
@@ -746,6 +811,7 @@ mod tests {
             secret_files: Vec::new(),
             tokens: Vec::new(),
             log_file: None,
+            bad_state_files: Vec::new(),
         }
     }
 
@@ -763,6 +829,24 @@ mod tests {
             ..Default::default()
         };
         assert!(check(&inv).is_empty(), "{:?}", check(&inv));
+    }
+
+    #[test]
+    fn unreadable_state_files_are_findings() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = dir.path().join("devices");
+        std::fs::create_dir(&devices).unwrap();
+        std::fs::write(devices.join("paired.json"), "{\"a\": {").unwrap();
+        std::fs::write(devices.join("pending.json.corrupt-1"), "x").unwrap();
+        let bad = bad_state_files(dir.path());
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        let mut p = facts("a", dir.path().to_str().unwrap(), 18789);
+        p.bad_state_files = bad;
+        let inv = Inventory {
+            profiles: vec![p],
+            ..Default::default()
+        };
+        assert_eq!(ids(&inv), vec!["state-file-invalid", "state-file-invalid"]);
     }
 
     #[test]
