@@ -129,6 +129,18 @@ pub fn resolve(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<GatewaySetting
             (None, None) => AuthMode::None,
         },
     };
+    // A blank secret is no secret: every client would "know" it.
+    for (what, secret) in [("token", &token), ("password", &password)] {
+        if secret
+            .as_ref()
+            .is_some_and(|s| s.expose().trim().is_empty())
+        {
+            return Err(StartError::Config(format!(
+                "the gateway {what} is empty or blank: set a real one (gateway.auth.{what}, OPENCLAW_GATEWAY_{}) or remove it",
+                what.to_ascii_uppercase()
+            )));
+        }
+    }
     let auth = match mode {
         AuthMode::None => Auth::None,
         AuthMode::Token => Auth::Token(token.ok_or_else(|| {
@@ -256,6 +268,11 @@ mod tests {
                 r#"{gateway:{mode:"local",port:"x"}}"#,
                 GatewayFlags::default(),
                 "`gateway.port` must be",
+            ),
+            (
+                r#"{gateway:{mode:"local",auth:{mode:"token",token:"   "}}}"#,
+                GatewayFlags::default(),
+                "the gateway token is empty or blank",
             ),
         ];
         for (config, flags, want) in cases {

@@ -514,6 +514,32 @@ fn pair_checks(a: &ProfileFacts, b: &ProfileFacts, out: &mut Vec<Finding>) {
 
 fn profile_checks(p: &ProfileFacts, all: &[ProfileFacts], inv: &Inventory, out: &mut Vec<Finding>) {
     let me = vec![name(p)];
+    if let Ok(Some(c)) = &p.config {
+        for (what, secret) in [
+            ("token", &c.gateway.auth.token),
+            ("password", &c.gateway.auth.password),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose().trim().is_empty())
+            {
+                out.push(finding(
+                    "auth-blank",
+                    Severity::Error,
+                    me.clone(),
+                    format!(
+                        "gateway.auth.{what} of `{}` is empty or blank: the gateway refuses to start with it",
+                        name(p)
+                    ),
+                    format!(
+                        "set a real {what} in {} (or remove the key and set OPENCLAW_GATEWAY_{} in the state dir's .env)",
+                        p.paths.config_path.display(),
+                        what.to_ascii_uppercase()
+                    ),
+                ));
+            }
+        }
+    }
     for (path, why) in &p.bad_state_files {
         let (message, hint) = if why.is_empty() {
             (
@@ -847,6 +873,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(&inv), vec!["state-file-invalid", "state-file-invalid"]);
+    }
+
+    #[test]
+    fn a_blank_token_is_a_finding() {
+        let mut p = facts("a", "/h/.openclaw-a", 18789);
+        p.config = Ok(Some(
+            crate::config::parse_config(
+                "{gateway:{auth:{token:'  '}}}",
+                Path::new("/h/.openclaw-a/openclaw.json"),
+            )
+            .unwrap(),
+        ));
+        let inv = Inventory {
+            profiles: vec![p],
+            ..Default::default()
+        };
+        assert_eq!(ids(&inv), vec!["auth-blank"]);
     }
 
     #[test]

@@ -10,7 +10,12 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
             let l = l.strip_prefix("export ").unwrap_or(l);
             let (k, v) = l.split_once('=')?;
             let k = k.trim();
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // A shell variable name: what every manager (a launchd wrapper
+            // script included) can pass on.
+            if k.is_empty()
+                || k.starts_with(|c: char| c.is_ascii_digit())
+                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 return None;
             }
             let v = v.trim();
@@ -75,7 +80,8 @@ mod tests {
 
     #[test]
     fn parses_lines() {
-        let parsed = super::parse_dotenv("# c\nexport A=1\nB=\"two words\"\nbad line\n C = 3 \n");
+        let parsed =
+            super::parse_dotenv("# c\nexport A=1\nB=\"two words\"\nbad line\n C = 3 \n1X=no\n");
         let want: Vec<(String, String)> = vec![
             ("A".into(), "1".into()),
             ("B".into(), "two words".into()),

@@ -11,6 +11,11 @@ pub enum NameError {
     /// The value holds a character outside `[A-Za-z0-9_-]`.
     #[error("Invalid --profile (use letters, numbers, \"_\", \"-\" only): {0:?}")]
     Invalid(String),
+    /// The value starts with `-`: every command line would read it as a flag.
+    #[error(
+        "Invalid --profile {0:?}: a profile name must not start with \"-\" (it would be read as a flag)"
+    )]
+    LeadingDash(String),
 }
 
 /// A validated profile name. `default` (any case) is the unnamed profile.
@@ -26,6 +31,7 @@ impl ProfileName {
     /// assert_eq!(ProfileName::parse(" work ").unwrap().as_str(), "work");
     /// assert!(ProfileName::parse("Default").unwrap().is_default());
     /// assert!(ProfileName::parse("a/b").is_err());
+    /// assert!(ProfileName::parse("-lead").is_err());
     /// ```
     pub fn parse(raw: &str) -> Result<Self, NameError> {
         let trimmed = raw.trim();
@@ -37,6 +43,9 @@ impl ProfileName {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err(NameError::Invalid(trimmed.to_string()));
+        }
+        if trimmed.starts_with('-') {
+            return Err(NameError::LeadingDash(trimmed.to_string()));
         }
         if trimmed.eq_ignore_ascii_case("default") {
             return Ok(Self::default_profile());

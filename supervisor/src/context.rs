@@ -58,6 +58,9 @@ impl Context {
                 NameError::Invalid(n) => {
                     format!("invalid profile name {n:?}: use letters, digits, `_` and `-` only")
                 }
+                NameError::LeadingDash(n) => format!(
+                    "invalid profile name {n:?}: it must not start with `-` (command lines would read it as a flag)"
+                ),
             })
         })
     }

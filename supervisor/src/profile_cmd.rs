@@ -33,6 +33,14 @@ pub struct CreateOptions {
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, Failure> {
+    // Unit files and plists hold these paths line by line: a control
+    // character (a newline) would break them.
+    if p.to_string_lossy().chars().any(char::is_control) {
+        return Err(Failure::usage(format!(
+            "path {:?} holds a control character (a newline?): choose a plain path",
+            p.display().to_string()
+        )));
+    }
     std::path::absolute(p)
         .map_err(|e| Failure::usage(format!("cannot resolve {}: {e}", p.display())))
 }

@@ -456,6 +456,27 @@ fn small_mistakes_get_clear_errors() {
     let home = TestHome::new();
     let out = home.ctl(&["profile", "create", "x", "--port", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = home.ctl(&["profile", "create", "--", "-lead"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("must not start with `-`"),
+        "{}",
+        stderr(&out)
+    );
+    let nl = home.path().join("with\nnewline");
+    let out = home
+        .command(bins::openclawctl())
+        .args(["profile", "create", "nl", "--state-dir"])
+        .arg(&nl)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("control character"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!nl.exists());
     let out = home.ctl(&["profile", "create", ""]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
