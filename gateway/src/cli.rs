@@ -33,7 +33,8 @@ pub enum Command {
     Health(ConnArgs),
     /// Gateway status summary.
     Status {
-        /// Also this profile's OS service and a fresh channel probe.
+        /// Also this profile's OS service and the channels' states (not probed:
+        /// this gateway has no channel adapters yet).
         #[arg(long)]
         deep: bool,
         /// Connection.
@@ -127,7 +128,8 @@ impl ConnArgs {
 pub enum ChannelsCommand {
     /// Configured channels and whether they run.
     Status {
-        /// Probe the channels (a fresh check).
+        /// Ask for a fresh probe (this gateway has no channel adapters yet:
+        /// it says so instead of probing).
         #[arg(long)]
         probe: bool,
         /// Connection.

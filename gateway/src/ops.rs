@@ -205,13 +205,17 @@ pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
 }
 
 /// `openclaw status [--deep]`: the gateway's status summary; `--deep`
-/// adds this profile's OS service and a fresh channel probe.
+/// adds this profile's OS service and the channels' states (`channelsProbed:
+/// false`: no channel adapter runs yet, so nothing is probed).
 pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
     let params = json!({"includeChannelSummary": false, "includeCliProjection": true});
     let result = with_client(env, conn, CLI, &[scopes::READ], async |c| {
         let mut v = c.request("status", params).await?;
         if deep {
-            v["channels"] = c.request("channels.status", json!({"probe": true})).await?;
+            v["channels"] = c
+                .request("channels.status", json!({"probe": false}))
+                .await?;
+            v["channelsProbed"] = false.into();
         }
         Ok(v)
     });
@@ -263,20 +267,29 @@ pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
                     .join(", ")
             }
         );
+        outln!("Channel probe: not run (this gateway has no channel adapters yet)");
     }
     0
 }
 
 /// `openclaw channels status [--probe]`.
 pub fn channels_status(env: &EnvSnapshot, conn: &Conn, probe: bool) -> u8 {
+    // No channel adapter runs yet: there is nothing a probe could reach, and
+    // the answer says so rather than claim one.
     match with_client(env, conn, CLI, &[scopes::READ], async |c| {
-        c.request("channels.status", json!({"probe": probe})).await
+        c.request("channels.status", json!({"probe": false})).await
     }) {
-        Ok(v) if conn.json => {
+        Ok(mut v) if conn.json => {
+            v["probed"] = false.into();
             print_json(&v);
             0
         }
         Ok(v) => {
+            if probe {
+                outln!(
+                    "Probe: not run (this gateway has no channel adapters yet; states below are from the config)"
+                );
+            }
             let order = v["channelOrder"].as_array().cloned().unwrap_or_default();
             if order.is_empty() {
                 outln!("No channels configured.");

@@ -301,14 +301,33 @@ fn operator_commands_find_and_talk_to_the_gateway() {
         .output()
         .unwrap();
     assert_eq!(json(&out)["tasks"]["total"], 0);
-    // --deep adds the service and a channel probe.
+    // --deep adds the service and the channels' states, and says that no
+    // probe ran (there is no channel adapter to probe yet).
     let deep = json(&oc(&["--profile", "a", "status", "--deep", "--json"]));
     assert_eq!(
         (
             deep["service"]["installed"].as_bool(),
-            deep["channels"]["channelOrder"].clone()
+            deep["channels"]["channelOrder"].clone(),
+            deep["channelsProbed"].as_bool()
         ),
-        (Some(false), serde_json::json!([]))
+        (Some(false), serde_json::json!([]), Some(false))
+    );
+    let out = oc(&["--profile", "a", "channels", "status", "--probe"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Probe: not run"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        json(&oc(&[
+            "--profile",
+            "a",
+            "channels",
+            "status",
+            "--probe",
+            "--json"
+        ]))["probed"],
+        false
     );
     // A wrong token: exit 1 and the gateway's error.
     let out = oc(&[
