@@ -2,6 +2,7 @@
 //! layer). `main` turns these into resolved settings before anything runs.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use openclaw_profiles::config::Secret;
 use openclaw_profiles::config::{AuthMode, BindMode};
 
 use crate::settings::GatewayFlags;
@@ -106,7 +107,7 @@ pub struct ConnArgs {
     pub url: Option<String>,
     /// Gateway token.
     #[arg(long)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -236,10 +237,10 @@ pub struct RunArgs {
     pub auth: Option<AuthArg>,
     /// Shared token (else OPENCLAW_GATEWAY_TOKEN, gateway.auth.token).
     #[arg(long)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Shared password (else OPENCLAW_GATEWAY_PASSWORD, gateway.auth.password).
     #[arg(long)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Start even when the config does not set gateway.mode=local.
     #[arg(long)]
     pub allow_unconfigured: bool,

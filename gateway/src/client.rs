@@ -4,6 +4,7 @@
 //! `OPENCLAW_GATEWAY_URL` with `OPENCLAW_GATEWAY_TOKEN`, else the profile's
 //! own config (port and token).
 
+use openclaw_profiles::config::Secret;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -27,9 +28,9 @@ pub struct Target {
     /// `ws://host:port`.
     pub url: String,
     /// Shared token.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Shared password.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// A failed connect or call, as the gateway reported it.
@@ -66,24 +67,23 @@ impl CallError {
 pub fn resolve_target(
     env: &EnvSnapshot,
     url: Option<&str>,
-    token: Option<&str>,
+    token: Option<&Secret>,
 ) -> Result<Target, String> {
+    let from_env = |key| env.get(key).map(Secret::new);
     if let Some(u) = url {
         let token =
             token.ok_or("--url needs --token (or use the profile's own gateway without --url)")?;
         return Ok(Target {
             url: u.to_string(),
-            token: Some(token.to_string()),
+            token: Some(token.clone()),
             password: None,
         });
     }
     if let Some(u) = env.get("OPENCLAW_GATEWAY_URL") {
         return Ok(Target {
             url: u.to_string(),
-            token: token
-                .map(str::to_string)
-                .or_else(|| env.get(ENV_GATEWAY_TOKEN).map(str::to_string)),
-            password: env.get(ENV_GATEWAY_PASSWORD).map(str::to_string),
+            token: token.cloned().or_else(|| from_env(ENV_GATEWAY_TOKEN)),
+            password: from_env(ENV_GATEWAY_PASSWORD),
         });
     }
     let paths = paths::resolve_paths(env).map_err(|e| e.to_string())?;
@@ -93,25 +93,11 @@ pub fn resolve_target(
     let port =
         ports::resolve_gateway_port(None, env, cfg.gateway.port).map_err(|e| e.to_string())?;
     let token = token
-        .map(str::to_string)
-        .or_else(|| env.get(ENV_GATEWAY_TOKEN).map(str::to_string))
-        .or_else(|| {
-            cfg.gateway
-                .auth
-                .token
-                .as_ref()
-                .map(|t| t.expose().to_string())
-        });
-    let password = env
-        .get(ENV_GATEWAY_PASSWORD)
-        .map(str::to_string)
-        .or_else(|| {
-            cfg.gateway
-                .auth
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-        })
+        .cloned()
+        .or_else(|| from_env(ENV_GATEWAY_TOKEN))
+        .or_else(|| cfg.gateway.auth.token.clone());
+    let password = from_env(ENV_GATEWAY_PASSWORD)
+        .or_else(|| cfg.gateway.auth.password.clone())
         .filter(|_| cfg.gateway.auth.mode == Some(AuthMode::Password) || token.is_none());
     Ok(Target {
         url: format!("ws://127.0.0.1:{port}"),
@@ -181,10 +167,10 @@ impl Client {
         }
         let mut auth = json!({});
         if let Some(t) = &target.token {
-            auth["token"] = t.clone().into();
+            auth["token"] = t.expose().into();
         }
         if let Some(p) = &target.password {
-            auth["password"] = p.clone().into();
+            auth["password"] = p.expose().into();
         }
         let params = json!({
             "minProtocol": who.min_protocol, "maxProtocol": 4,

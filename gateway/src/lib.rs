@@ -10,6 +10,17 @@
 //! devices and their tokens; [`protocol`] holds frames and constants;
 //! [`auth`] compares secrets and limits failed attempts.
 
+/// Log targets of dependencies that trace frame or header contents (and so
+/// secrets): capped at `info` whatever `RUST_LOG` asks.
+pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "axum::extract::ws",
+];
+
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -169,7 +169,16 @@ fn init_tracing(verbose: u8) {
         1 => "debug".into(),
         _ => "trace".into(),
     };
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // These crates trace whole frames and headers (tokens in `connect`,
+    // `Authorization`): no level of ours may print a secret, so they stop at
+    // info whatever RUST_LOG says.
+    for quiet in openclaw_gateway::SECRET_BEARING_LOG_TARGETS {
+        if let Ok(d) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,6 +3,7 @@
 //! `channels status`, `devices ...`, `pairing ...`. Each returns the exit
 //! code: 0 ok, 1 the gateway refused or could not be reached, 2 usage.
 
+use openclaw_profiles::config::Secret;
 use openclaw_profiles::outln;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ pub struct Conn {
     /// `--url`.
     pub url: Option<String>,
     /// `--token`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// `--json`.
     pub json: bool,
 }
@@ -41,7 +42,7 @@ fn fail(conn: &Conn, e: &CallError) -> u8 {
 }
 
 fn target(env: &EnvSnapshot, conn: &Conn) -> Result<Target, u8> {
-    resolve_target(env, conn.url.as_deref(), conn.token.as_deref()).map_err(|e| {
+    resolve_target(env, conn.url.as_deref(), conn.token.as_ref()).map_err(|e| {
         eprintln!("openclaw: {e}");
         2
     })

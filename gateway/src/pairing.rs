@@ -53,8 +53,8 @@ pub struct Pending {
     pub ts: u64,
 }
 
-/// A device token, stored.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A device token, stored. Its `Debug` hides the token.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceToken {
     /// The token (32 random bytes, base64url). Never leaves the store except
@@ -291,6 +291,18 @@ impl Store {
             .get(device_id)
             .and_then(|d| d.tokens.get(role))
             .is_some_and(|t| t.revoked_at_ms.is_none() && secrets_equal(token, &t.token))
+    }
+}
+
+impl std::fmt::Debug for DeviceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceToken")
+            .field("token", &"[redacted]")
+            .field("role", &self.role)
+            .field("scopes", &self.scopes)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("revoked_at_ms", &self.revoked_at_ms)
+            .finish()
     }
 }
 

@@ -3,6 +3,7 @@
 //! `connect` params. Only the fields we use are typed; unknown fields from
 //! newer clients are ignored.
 
+use openclaw_profiles::config::Secret;
 use std::time::Duration;
 
 use rand::RngExt;
@@ -159,16 +160,16 @@ pub struct ClientInfo {
 pub struct ConnectAuth {
     /// Shared token.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Shared password.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// A device token issued earlier.
     #[serde(default, rename = "deviceToken")]
-    pub device_token: Option<String>,
+    pub device_token: Option<Secret>,
     /// A bootstrap token (setup codes).
     #[serde(default, rename = "bootstrapToken")]
-    pub bootstrap_token: Option<String>,
+    pub bootstrap_token: Option<Secret>,
 }
 
 /// `connect.params`.

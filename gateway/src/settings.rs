@@ -21,9 +21,9 @@ pub struct GatewayFlags {
     /// `--auth`.
     pub auth: Option<AuthMode>,
     /// `--token`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// `--password`.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `--allow-unconfigured`.
     pub allow_unconfigured: bool,
 }
@@ -106,14 +106,12 @@ pub fn resolve(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<GatewaySetting
     let token = flags
         .token
         .clone()
-        .or_else(|| env.get(ENV_GATEWAY_TOKEN).map(str::to_string))
-        .map(Secret::new)
+        .or_else(|| env.get(ENV_GATEWAY_TOKEN).map(Secret::new))
         .or_else(|| config.gateway.auth.token.clone());
     let password = flags
         .password
         .clone()
-        .or_else(|| env.get(ENV_GATEWAY_PASSWORD).map(str::to_string))
-        .map(Secret::new)
+        .or_else(|| env.get(ENV_GATEWAY_PASSWORD).map(Secret::new))
         .or_else(|| config.gateway.auth.password.clone());
     let mode = match flags.auth.or(config.gateway.auth.mode) {
         Some(m) => m,
@@ -231,7 +229,7 @@ mod tests {
         assert_eq!((s.port, s.auth), (21000, Auth::Token(Secret::new("env"))));
         let flags = GatewayFlags {
             port: Some(22000),
-            token: Some("flag".into()),
+            token: Some(Secret::new("flag")),
             ..Default::default()
         };
         let s = resolve(&flags, &env).unwrap();
@@ -289,7 +287,7 @@ mod tests {
         let flags = GatewayFlags {
             allow_unconfigured: true,
             bind: Some(BindMode::Lan),
-            token: Some("t".into()),
+            token: Some(Secret::new("t")),
             ..Default::default()
         };
         let s = resolve(&flags, &env).unwrap();

@@ -6,6 +6,7 @@
 //! lockout → credentials (shared token/password, or a device token) →
 //! device-less rules → device proof → pairing → device token → `hello-ok`.
 
+use openclaw_profiles::config::Secret;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -218,7 +219,10 @@ async fn handshake(
     let shared = check_credentials(&gw.settings.auth, &params, device_id.is_some());
     let via_device_token = shared.is_err()
         && match (&device_id, &device_token) {
-            (Some(d), Some(t)) => gw.pairing.lock().is_ok_and(|s| s.check_token(d, &role, t)),
+            (Some(d), Some(t)) => gw
+                .pairing
+                .lock()
+                .is_ok_and(|s| s.check_token(d, &role, t.expose())),
             _ => false,
         };
     if let Err(e) = &shared
@@ -252,13 +256,13 @@ async fn handshake(
         .clone()
         .or(auth.device_token.clone())
         .or(auth.bootstrap_token.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|| Secret::new(""));
     let fields = SignedFields {
         client_id: &params.client.id,
         client_mode: &params.client.mode,
         role: &role,
         scopes: &requested,
-        token: &token_field,
+        token: token_field.expose(),
         platform: Some(params.client.platform.as_str()),
         device_family: params.client.device_family.as_deref(),
     };
@@ -451,7 +455,12 @@ fn check_credentials(
     let provided = params.auth.clone().unwrap_or_default();
     match auth {
         Auth::None => Ok(()),
-        Auth::Token(expected) => match provided.token.as_deref().filter(|t| !t.is_empty()) {
+        Auth::Token(expected) => match provided
+            .token
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|t| !t.is_empty())
+        {
             None => Err(auth_error(
                 "unauthorized: gateway token missing (provide gateway auth token)",
                 "AUTH_TOKEN_MISSING",
@@ -472,7 +481,12 @@ fn check_credentials(
                 has_device,
             )),
         },
-        Auth::Password(expected) => match provided.password.as_deref().filter(|p| !p.is_empty()) {
+        Auth::Password(expected) => match provided
+            .password
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|p| !p.is_empty())
+        {
             None => Err(auth_error(
                 "unauthorized: gateway password missing (provide gateway auth password)",
                 "AUTH_PASSWORD_MISSING",

@@ -508,3 +508,70 @@ fn gateway_status_deep_lists_other_gateway_services() {
         String::from_utf8_lossy(&human.stdout).contains("Other gateway-like services detected")
     );
 }
+
+#[test]
+fn no_log_level_prints_a_secret() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let port = slot.base();
+    let secret = "trace-level-secret-0123456789abcdef";
+    write_config(
+        &home,
+        "a",
+        &format!(
+            r#"{{ gateway: {{ mode: "local", port: {port}, auth: {{ token: "{secret}" }} }} }}"#
+        ),
+    );
+    let log = home.path().join("trace.log");
+    let mut cmd = gateway(&home, "a", &[]);
+    cmd.env("RUST_LOG", "trace")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&log).unwrap());
+    let mut g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "gateway answers /healthz", || {
+        live(port)
+    });
+    let url = format!("ws://127.0.0.1:{port}");
+    let out = home
+        .command(BIN)
+        .env("RUST_LOG", "trace")
+        .args([
+            "gateway", "call", "health", "--url", &url, "--token", secret, "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(secret),
+        "the client traced the secret"
+    );
+    g.signal(nix::sys::signal::Signal::SIGTERM);
+    g.wait_exit(Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("TRACE") || text.contains("DEBUG"),
+        "no trace output at all: {text}"
+    );
+    assert!(!text.contains(secret), "the gateway traced the secret");
+    // Debug output of every secret-bearing type hides it too.
+    let flags = openclaw_gateway::settings::GatewayFlags {
+        token: Some(openclaw_profiles::config::Secret::new(secret)),
+        ..Default::default()
+    };
+    let target = openclaw_gateway::client::Target {
+        url: url.clone(),
+        token: Some(openclaw_profiles::config::Secret::new(secret)),
+        password: Some(openclaw_profiles::config::Secret::new(secret)),
+    };
+    let auth: openclaw_gateway::protocol::ConnectAuth = serde_json::from_value(
+        serde_json::json!({"token": secret, "deviceToken": secret, "password": secret}),
+    )
+    .unwrap();
+    for dbg in [
+        format!("{flags:?}"),
+        format!("{target:?}"),
+        format!("{auth:?}"),
+    ] {
+        assert!(!dbg.contains(secret), "{dbg}");
+    }
+}
