@@ -251,8 +251,78 @@ pub fn load_config(path: &Path) -> Result<Option<OpenClawConfig>, Error> {
     parse_config(&text, path).map(Some)
 }
 
+/// The deepest nesting of objects and arrays a config may have. Parsers,
+/// editors and printers recurse once per level: a file nested thousands
+/// deep would overflow the stack of every program that reads it.
+pub const MAX_NESTING: usize = 64;
+
+/// Finds the first place where `text` (JSON5) nests objects and arrays
+/// deeper than `max`, skipping strings and comments; `(line, column)`,
+/// 1-based.
+pub fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    let mut quote: Option<char> = None;
+    let (mut line_comment, mut block_comment) = (false, false);
+    while let Some(c) = chars.next() {
+        col += 1;
+        if c == '\n' {
+            line += 1;
+            col = 0;
+            line_comment = false;
+            continue;
+        }
+        if line_comment {
+            continue;
+        }
+        if block_comment {
+            if c == '*' && chars.peek() == Some(&'/') {
+                chars.next();
+                col += 1;
+                block_comment = false;
+            }
+            continue;
+        }
+        if let Some(q) = quote {
+            if c == '\\' {
+                chars.next();
+                col += 1;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '/' if chars.peek() == Some(&'/') => line_comment = true,
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                col += 1;
+                block_comment = true;
+            }
+            '{' | '[' => {
+                depth += 1;
+                if depth > max {
+                    return Some((line, col));
+                }
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parses config text; `path` only names the file in errors.
 pub fn parse_config(text: &str, path: &Path) -> Result<OpenClawConfig, Error> {
+    if let Some((line, column)) = too_deep(text, MAX_NESTING) {
+        return Err(Error::Parse {
+            path: path.into(),
+            line,
+            column,
+            message: format!("nested deeper than {MAX_NESTING} levels"),
+        });
+    }
     let raw: Value = if text.trim().is_empty() {
         Value::Object(Default::default())
     } else {
@@ -497,6 +567,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<OpenClawConfig, Error> {
         parse_config(text, Path::new("/x/openclaw.json"))
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("{{a: {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse_config(&deep, Path::new("/c.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/c.json:1:") && err.contains("nested deeper than 64"),
+            "{err}"
+        );
+        // Brackets in strings and comments do not count.
+        let fine = format!(
+            "// {}\n{{ a: '{}', /* {} */ gateway: {{ port: 1 }} }}",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        assert!(too_deep(&fine, MAX_NESTING).is_none());
+        assert!(parse_config(&fine, Path::new("/c.json")).is_ok());
     }
 
     #[test]

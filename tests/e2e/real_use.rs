@@ -512,6 +512,24 @@ fn small_mistakes_get_clear_errors() {
     let err = stderr(&out);
     assert_eq!(err.matches("invalid JSON5").count(), 1, "{err}");
     assert!(err.contains("openclaw.json:1:"), "{err}");
+    // A config nested 100,000 deep crashes nothing: it is refused by name.
+    let deep = format!(
+        "{{ gateway: {{ x: {}1{} }} }}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    std::fs::write(home.state_dir("m").join("openclaw.json"), deep).unwrap();
+    for args in [&["status"][..], &["doctor"], &["stop", "m"], &["start", "m"]] {
+        let out = home.ctl(args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1 | 78)),
+            "{args:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+    }
+    let out = home.ctl(&["start", "m"]);
+    assert!(stderr(&out).contains("nested deeper than 64"), "{}", stderr(&out));
 }
 
 #[test]
