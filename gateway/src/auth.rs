@@ -37,10 +37,15 @@ impl FailureLimiter {
         until.filter(|&u| u > now).map(|u| u - now)
     }
 
-    /// Records a wrong credential from `ip` at `now`.
+    /// Records a wrong credential from `ip` at `now`. The table stays
+    /// bounded: past [`MAX_TRACKED`] addresses, entries with nothing left to
+    /// remember go first, then the least recently seen.
     pub fn failed(&mut self, ip: std::net::IpAddr, now: u64) {
         if ip.is_loopback() {
             return;
+        }
+        if self.by_addr.len() >= MAX_TRACKED && !self.by_addr.contains_key(&ip) {
+            self.prune(now);
         }
         let (times, until) = self.by_addr.entry(ip).or_default();
         times.retain(|&t| now.saturating_sub(t) < WINDOW_MS);
@@ -52,8 +57,48 @@ impl FailureLimiter {
     }
 }
 
+/// Most addresses the limiter remembers at once.
+pub const MAX_TRACKED: usize = 4096;
+
+impl FailureLimiter {
+    /// Forgets what is over (no lockout running, no failure in the window);
+    /// if still full, the least recently seen half.
+    fn prune(&mut self, now: u64) {
+        self.by_addr.retain(|_, (times, until)| {
+            until.is_some_and(|u| u > now)
+                || times.iter().any(|&t| now.saturating_sub(t) < WINDOW_MS)
+        });
+        if self.by_addr.len() >= MAX_TRACKED {
+            let mut seen: Vec<(u64, std::net::IpAddr)> = self
+                .by_addr
+                .iter()
+                .map(|(ip, (times, until))| (times.last().copied().max(*until).unwrap_or(0), *ip))
+                .collect();
+            seen.sort_unstable();
+            for (_, ip) in seen.into_iter().take(MAX_TRACKED / 2) {
+                self.by_addr.remove(&ip);
+            }
+        }
+    }
+
+    /// How many addresses are remembered.
+    pub fn tracked(&self) -> usize {
+        self.by_addr.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_table_stays_bounded() {
+        let mut l = super::FailureLimiter::default();
+        for i in 0..50_000u32 {
+            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            l.failed(ip, u64::from(i));
+        }
+        assert!(l.tracked() <= super::MAX_TRACKED, "{}", l.tracked());
+    }
+
     #[test]
     fn limiter_locks_out_after_ten_failures_and_spares_loopback() {
         let mut l = super::FailureLimiter::default();

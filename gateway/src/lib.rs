@@ -31,6 +31,7 @@ pub mod ops;
 pub mod output;
 pub mod pairing;
 pub mod protocol;
+pub mod proxy;
 pub mod scopes;
 pub mod server;
 pub mod service;

@@ -283,28 +283,13 @@ async fn readyz(
     probe_response(&gw, status, body.to_string())
 }
 
-/// The client's address: the socket peer, unless a proxy forwarded the
-/// connection (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`): then the
-/// forwarded address, and never local (spec §6.1).
-pub fn client_addr(peer: SocketAddr, headers: &axum::http::HeaderMap) -> (std::net::IpAddr, bool) {
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .or_else(|| headers.get("x-real-ip"))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
-    let proxied = forwarded.is_some() || headers.contains_key("forwarded");
-    let ip = forwarded.unwrap_or(peer.ip());
-    (ip, !proxied && peer.ip().is_loopback())
-}
-
 async fn root(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let client = client_addr(peer, &headers);
+    let client = crate::proxy::client_addr(peer, &headers, &gw.settings.trusted_proxies);
     match upgrade {
         Ok(ws) => ws
             .max_message_size(MAX_PAYLOAD_BYTES)

@@ -63,6 +63,8 @@ pub struct GatewaySettings {
     pub auth: Auth,
     /// The parsed config (empty when the file is absent).
     pub config: OpenClawConfig,
+    /// `gateway.trustedProxies`: peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<crate::proxy::Cidr>,
 }
 
 impl GatewaySettings {
@@ -164,12 +166,20 @@ pub fn resolve(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<GatewaySetting
             "refusing to bind gateway to {bind_addr}:{port} without auth: set gateway.auth.token (or OPENCLAW_GATEWAY_TOKEN), or use --bind loopback"
         )));
     }
+    let trusted_proxies = config
+        .gateway
+        .trusted_proxies
+        .iter()
+        .map(|s| crate::proxy::Cidr::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StartError::Config)?;
     Ok(GatewaySettings {
         paths,
         port,
         bind_addr,
         auth,
         config,
+        trusted_proxies,
     })
 }
 

@@ -750,6 +750,33 @@ async fn ten_wrong_tokens_lock_a_remote_address_out_but_not_loopback() {
 }
 
 #[tokio::test]
+async fn forged_forwarding_headers_lock_nobody_out() {
+    // No trusted proxy: X-Forwarded-For from the peer is not believed.
+    let gw = TestGateway::start_trusting(
+        openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(TOKEN)),
+        Default::default(),
+        |_| {},
+        Vec::new(),
+    )
+    .await;
+    for _ in 0..12 {
+        let (mut ws, _) = gw.open_forwarded("10.9.9.9").await;
+        send(&mut ws, &connect_frame("1", cli_params(Some("wrong")))).await;
+        assert_eq!(
+            recv(&mut ws).await["error"]["details"]["code"],
+            "AUTH_TOKEN_MISMATCH"
+        );
+    }
+    // The address the attacker named is not locked out...
+    let (mut ws, _) = gw.open_forwarded("10.9.9.9").await;
+    send(&mut ws, &connect_frame("1", cli_params(Some(TOKEN)))).await;
+    let res = recv(&mut ws).await;
+    assert_eq!(res["ok"], true, "{res}");
+    // ...and a forwarded connection is still not local: no scopes kept.
+    assert_eq!(res["payload"]["auth"]["scopes"], json!([]));
+}
+
+#[tokio::test]
 async fn health_refreshes_reach_every_socket_with_a_new_state_version() {
     use openclaw_gateway::settings::Auth;
     use openclaw_profiles::config::Secret;

@@ -66,6 +66,18 @@ impl TestGateway {
         timers: Timers,
         seed: impl FnOnce(&std::path::Path),
     ) -> Self {
+        // The tests' "remote" clients come through a proxy on this host.
+        let loopback = openclaw_gateway::proxy::Cidr::parse("127.0.0.0/8").unwrap();
+        Self::start_trusting(auth, timers, seed, vec![loopback]).await
+    }
+
+    /// As `start_full`, believing forwarding headers only from `trusted`.
+    pub(crate) async fn start_trusting(
+        auth: Auth,
+        timers: Timers,
+        seed: impl FnOnce(&std::path::Path),
+        trusted: Vec<openclaw_gateway::proxy::Cidr>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         std::fs::create_dir_all(&state_dir).unwrap();
@@ -80,6 +92,7 @@ impl TestGateway {
             bind_addr: "127.0.0.1".parse().unwrap(),
             auth,
             config: Default::default(),
+            trusted_proxies: trusted,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

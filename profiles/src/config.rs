@@ -142,6 +142,9 @@ pub struct GatewaySection {
     pub custom_bind_host: Option<String>,
     /// `gateway.auth`.
     pub auth: GatewayAuth,
+    /// `gateway.trustedProxies`: addresses or CIDR blocks of reverse proxies
+    /// whose forwarding headers the gateway believes.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// A chat channel's section (`channels.telegram`, `channels.discord`): the
@@ -349,6 +352,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<OpenClawConfig, Error> {
             "one of loopback, lan, tailnet, auto, custom",
         )?,
         custom_bind_host: v.string("gateway.customBindHost")?,
+        trusted_proxies: v.strings("gateway.trustedProxies")?,
         auth: GatewayAuth {
             mode: v.enum_str(
                 "gateway.auth.mode",
@@ -398,6 +402,17 @@ impl View<'_> {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(self.type_err(key, "a string")),
+        }
+    }
+    fn strings(&self, key: &str) -> Result<Vec<String>, Error> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.type_err(key, "a list of strings")),
+            Some(_) => Err(self.type_err(key, "a list of strings")),
         }
     }
     fn bool(&self, key: &str) -> Result<Option<bool>, Error> {

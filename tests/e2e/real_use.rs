@@ -519,7 +519,12 @@ fn small_mistakes_get_clear_errors() {
         "]".repeat(100_000)
     );
     std::fs::write(home.state_dir("m").join("openclaw.json"), deep).unwrap();
-    for args in [&["status"][..], &["doctor"], &["stop", "m"], &["start", "m"]] {
+    for args in [
+        &["status"][..],
+        &["doctor"],
+        &["stop", "m"],
+        &["start", "m"],
+    ] {
         let out = home.ctl(args);
         assert!(
             matches!(out.status.code(), Some(0 | 1 | 78)),
@@ -529,7 +534,11 @@ fn small_mistakes_get_clear_errors() {
         );
     }
     let out = home.ctl(&["start", "m"]);
-    assert!(stderr(&out).contains("nested deeper than 64"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nested deeper than 64"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
