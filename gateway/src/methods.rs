@@ -353,21 +353,39 @@ fn config_snapshot(gw: &Gateway) -> Value {
         Ok(c) => (true, json!([]), redact(&c.raw)),
         Err(e) => (false, json!([{"message": e.to_string()}]), json!({})),
     };
-    json!({
+    // The config once (redacted); `runtimeConfig` carries only the gateway
+    // section clients read (`gateway.controlUi.basePath`); the other views
+    // the real gateway derives (parsed, sourceConfig, resolved) are not
+    // repeated. A config too large for one frame is not sent at all.
+    let runtime = json!({"gateway": config.get("gateway").cloned().unwrap_or(json!({}))});
+    let mut answer = json!({
         "path": path,
         "exists": text.is_some(),
         "valid": valid,
         "raw": null,
-        "parsed": config,
+        "parsed": null,
         "config": config,
-        "runtimeConfig": config,
-        "sourceConfig": config,
-        "resolved": config,
+        "runtimeConfig": runtime,
+        "sourceConfig": null,
+        "resolved": null,
         "hash": hash,
         "configRevisionHash": hash,
         "issues": issues,
         "warnings": [],
-    })
+    });
+    let size = serde_json::to_vec(&answer).map_or(usize::MAX, |v| v.len());
+    if size > crate::protocol::MAX_PAYLOAD_BYTES / 2 {
+        answer["config"] = Value::Null;
+        answer["runtimeConfig"] = json!({});
+        answer["warnings"] = json!([{
+            "message": format!(
+                "the config is too large to send ({size} bytes; a frame holds at most {}): read {} on the gateway host",
+                crate::protocol::MAX_PAYLOAD_BYTES,
+                path.display()
+            )
+        }]);
+    }
+    answer
 }
 
 /// The gateway's log file: `logging.file`, else `<stateDir>/logs/gateway.log`

@@ -122,6 +122,43 @@ async fn config_get_redacts_secrets() {
     );
     assert_eq!(cfg["payload"]["valid"], true);
     assert!(cfg["payload"]["hash"].as_str().unwrap().len() == 64);
+    // The config goes out once, not once per view.
+    assert_eq!(text.matches("123:").count(), 0);
+    assert_eq!(text.matches("\"telegram\"").count(), 1, "{text}");
+    assert_eq!(
+        cfg["payload"]["runtimeConfig"]["gateway"]["mode"], "local",
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_config_too_large_for_a_frame_is_not_sent() {
+    let gw = TestGateway::with_token_seeded(|dir| {
+        let big = "x".repeat(14 * 1024 * 1024);
+        std::fs::write(
+            dir.join("openclaw.json"),
+            format!(r#"{{ gateway: {{ mode: "local" }}, notes: "{big}" }}"#),
+        )
+        .unwrap();
+    })
+    .await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    let cfg = call(&mut ws, "2", "config.get", json!({})).await;
+    assert_eq!(cfg["ok"], true);
+    assert_eq!(cfg["payload"]["config"], Value::Null);
+    assert!(
+        cfg["payload"]["warnings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too large to send"),
+        "{}",
+        cfg["payload"]["warnings"]
+    );
+    assert!(cfg.to_string().len() < 100_000);
 }
 
 #[tokio::test]
