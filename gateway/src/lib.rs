@@ -26,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod guard;
 pub mod identity;
+pub mod listener;
 pub mod methods;
 pub mod ops;
 pub mod output;

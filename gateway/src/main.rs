@@ -205,6 +205,11 @@ fn run_gateway(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<(), StartError
             openclaw_gateway::VERSION,
         )?)
     };
+    if let Some((soft, hard)) = openclaw_gateway::listener::raise_nofile_limit()
+        && soft < hard
+    {
+        tracing::debug!(from = soft, to = hard, "raised the open-files limit");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

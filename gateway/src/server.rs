@@ -44,6 +44,8 @@ pub struct Gateway {
     pub ping_interval: Duration,
     /// Time from open to a successful `connect`.
     pub handshake_timeout: Duration,
+    /// Time to send the request headers.
+    pub header_timeout: Duration,
     /// Period of the health refresh (a `health` event each time).
     pub health_refresh: Duration,
     /// Server events for every socket (each filters by its scopes).
@@ -64,13 +66,19 @@ pub struct Gateway {
     pub pairing: std::sync::Mutex<crate::pairing::Store>,
     /// Failed-auth limiter.
     pub limiter: std::sync::Mutex<crate::auth::FailureLimiter>,
+    /// Connections that have not authenticated yet (capped).
+    pub admission: Arc<crate::listener::Admission>,
     /// Replay cache of idempotency keys.
     pub dedupe: std::sync::Mutex<crate::methods::Dedupe>,
 }
 
-/// The gateway's timers.
+/// The gateway's timers and pre-auth caps.
 #[derive(Debug, Clone, Copy)]
 pub struct Timers {
+    /// Request headers of a new connection (10 s).
+    pub header_read: Duration,
+    /// Unauthenticated connections: in all, and per address.
+    pub preauth_caps: (usize, usize),
     /// `tick` events (`policy.tickIntervalMs`, 30 s).
     pub tick: Duration,
     /// WS pings; no pong by the next one closes the socket (25 s).
@@ -84,6 +92,11 @@ pub struct Timers {
 impl Default for Timers {
     fn default() -> Self {
         Self {
+            header_read: crate::listener::HEADER_READ_TIMEOUT,
+            preauth_caps: (
+                crate::listener::MAX_PREAUTH,
+                crate::listener::MAX_PREAUTH_PER_ADDR,
+            ),
             tick: crate::protocol::TICK_INTERVAL,
             ping: crate::ws::PING_INTERVAL,
             handshake: crate::protocol::HANDSHAKE_TIMEOUT,
@@ -113,6 +126,12 @@ impl Gateway {
             .and_then(|v| v.parse().ok())
         {
             timers.handshake = Duration::from_millis(ms);
+        }
+        if let Some(ms) = std::env::var("OPENCLAW_HEADER_READ_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            timers.header_read = Duration::from_millis(ms);
         }
         Self::with_timers(settings, shutdown, timers)
     }
@@ -148,6 +167,7 @@ impl Gateway {
             tick_interval: timers.tick,
             ping_interval: timers.ping,
             handshake_timeout: timers.handshake,
+            header_timeout: timers.header_read,
             health_refresh: timers.health_refresh,
             events: tokio::sync::broadcast::channel(256).0,
             presence: Default::default(),
@@ -157,6 +177,10 @@ impl Gateway {
             state_instance,
             limiter: Default::default(),
             dedupe: Default::default(),
+            admission: Arc::new(crate::listener::Admission::with_limits(
+                timers.preauth_caps.0,
+                timers.preauth_caps.1,
+            )),
         })
     }
 
@@ -286,15 +310,18 @@ async fn readyz(
 async fn root(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<axum::Extension<crate::listener::Slot>>,
     headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let client = crate::proxy::client_addr(peer, &headers, &gw.settings.trusted_proxies);
+    // The connection's pre-auth slot goes with the socket until hello-ok.
+    let preauth = slot.and_then(|s| s.0.take());
     match upgrade {
         Ok(ws) => ws
             .max_message_size(MAX_PAYLOAD_BYTES)
             .max_frame_size(MAX_PAYLOAD_BYTES)
-            .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, client)),
+            .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, client, preauth)),
         Err(_) => (
             StatusCode::NOT_FOUND,
             "OpenClaw gateway: connect with a WebSocket client\n",
@@ -303,11 +330,12 @@ async fn root(
     }
 }
 
-/// Serves on `listener` until `gw.shutdown` is cancelled, then gives open
-/// WebSocket connections up to [`DRAIN_TIMEOUT`] to say goodbye.
+/// Serves on `listener` (through [`crate::listener::serve`]) until
+/// `gw.shutdown` is cancelled, then gives open WebSocket connections up to
+/// [`DRAIN_TIMEOUT`] to say goodbye; what is still handshaking is closed at
+/// once.
 pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let app = router(gw.clone());
-    let shutdown = gw.shutdown.clone();
     // Health refresh: every 60 s a `health` event with a new stateVersion.
     let refresher = gw.clone();
     tokio::spawn(async move {
@@ -323,12 +351,7 @@ pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io
             }
         }
     });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    crate::listener::serve(gw.clone(), listener, app).await;
     gw.connections.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, gw.connections.wait())
         .await

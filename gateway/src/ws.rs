@@ -75,6 +75,7 @@ pub async fn serve_connection(
     mut socket: WebSocket,
     gw: Arc<Gateway>,
     client: (std::net::IpAddr, bool),
+    preauth: Option<crate::listener::PreAuth>,
 ) {
     let _tracked = gw.connections.token();
     let nonce = uuid_v4();
@@ -104,6 +105,8 @@ pub async fn serve_connection(
             return;
         }
     };
+    // Authenticated: no longer counted against the pre-auth caps.
+    drop(preauth);
     tracing::debug!(conn_id = %session.caller.conn_id, ip = %client.0, "client connected");
     connected(socket, gw, session).await;
 }

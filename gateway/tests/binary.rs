@@ -575,3 +575,19 @@ fn no_log_level_prints_a_secret() {
         assert!(!dbg.contains(secret), "{dbg}");
     }
 }
+
+#[test]
+fn a_stop_does_not_wait_for_half_sent_requests() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let mut g = start_live(&home, "a", slot.base());
+    // Half a request: without a header deadline and a stop that closes what
+    // is still handshaking, this kept the gateway alive.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", slot.base())).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    g.signal(nix::sys::signal::Signal::SIGTERM);
+    // Well inside the 10 s header deadline.
+    let status = g.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+}

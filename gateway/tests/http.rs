@@ -53,3 +53,90 @@ async fn probes_answer_get_and_head_and_refuse_other_methods() {
     .await
     .unwrap();
 }
+
+/// Reads until EOF (or an error), bounded by `limit`; what was read.
+fn read_until_closed(s: &mut std::net::TcpStream, limit: std::time::Duration) -> Option<String> {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    match s.read_to_end(&mut out) {
+        Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Some(String::from_utf8_lossy(&out).into_owned())
+        }
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_is_closed_at_the_header_deadline() {
+    use openclaw_gateway::server::Timers;
+    let gw = TestGateway::start_full(
+        Auth::None,
+        Timers {
+            header_read: std::time::Duration::from_millis(300),
+            ..Timers::default()
+        },
+        |_| {},
+    )
+    .await;
+    let addr = gw.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let got = read_until_closed(&mut s, std::time::Duration::from_secs(10));
+        assert!(got.is_some(), "the gateway kept a half-sent request open");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_past_the_preauth_cap_are_shed_and_authenticated_clients_do_not_count() {
+    use openclaw_gateway::server::Timers;
+    let gw = TestGateway::start_full(
+        openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(
+            crate::support::TOKEN,
+        )),
+        Timers {
+            preauth_caps: (2, 2),
+            ..Timers::default()
+        },
+        |_| {},
+    )
+    .await;
+    let addr = gw.addr;
+    // Two authenticated clients hold no pre-auth slot...
+    let (_a, _) = gw.connected().await;
+    let (_b, _) = gw.connected().await;
+    // ...so two strangers fit, and the third is shed with a 503 at once.
+    let strangers = tokio::task::spawn_blocking(move || {
+        let one = std::net::TcpStream::connect(addr).unwrap();
+        let two = std::net::TcpStream::connect(addr).unwrap();
+        let mut three = std::net::TcpStream::connect(addr).unwrap();
+        let mut answer = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !answer.contains("503") && std::time::Instant::now() < deadline {
+            answer = read_until_closed(&mut three, std::time::Duration::from_secs(10))
+                .unwrap_or_default();
+            if !answer.contains("503") {
+                three = std::net::TcpStream::connect(addr).unwrap();
+            }
+        }
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        (one, two)
+    })
+    .await
+    .unwrap();
+    drop(strangers);
+    // Once they leave, a client gets in again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ok = tokio_tungstenite::connect_async(gw.url()).await.is_ok();
+        if ok {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slots never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
