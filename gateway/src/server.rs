@@ -20,6 +20,10 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::MAX_PAYLOAD_BYTES;
 use crate::settings::GatewaySettings;
 
+/// Presence changes within this window go out as one `presence` event: a
+/// burst of N connects costs one list and one event per reader, not N.
+pub const PRESENCE_COALESCE: Duration = Duration::from_millis(50);
+
 /// How long open sockets get to close after a stop is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,6 +70,8 @@ pub struct Gateway {
     pub pairing: std::sync::Mutex<crate::pairing::Store>,
     /// Failed-auth limiter.
     pub limiter: std::sync::Mutex<crate::auth::FailureLimiter>,
+    /// Set when presence changed and readers have not heard yet.
+    pub presence_dirty: tokio::sync::Notify,
     /// Connections that have not authenticated yet (capped).
     pub admission: Arc<crate::listener::Admission>,
     /// Replay cache of idempotency keys.
@@ -110,8 +116,8 @@ impl Default for Timers {
 pub struct Broadcast {
     /// Event name.
     pub event: &'static str,
-    /// Payload.
-    pub payload: serde_json::Value,
+    /// Payload, serialized once for every socket.
+    pub payload: Arc<str>,
     /// Attach `stateVersion`.
     pub with_state_version: bool,
 }
@@ -177,6 +183,7 @@ impl Gateway {
             state_instance,
             limiter: Default::default(),
             dedupe: Default::default(),
+            presence_dirty: tokio::sync::Notify::new(),
             admission: Arc::new(crate::listener::Admission::with_limits(
                 timers.preauth_caps.0,
                 timers.preauth_caps.1,
@@ -205,9 +212,11 @@ impl Gateway {
         payload: serde_json::Value,
         with_state_version: bool,
     ) {
+        // Serialized once here: each socket only splices it into its frame
+        // (its own `seq`), whatever the number of sockets.
         let _ = self.events.send(Broadcast {
             event,
-            payload,
+            payload: payload.to_string().into(),
             with_state_version,
         });
     }
@@ -233,8 +242,9 @@ impl Gateway {
             .unwrap_or_default()
     }
 
-    /// Records a client's presence (or removes it with `None`) and tells
-    /// every reader.
+    /// Records a client's presence (or removes it with `None`). Readers
+    /// hear of it from the presence flusher ([`run`]): one `presence` event
+    /// per burst of changes ([`PRESENCE_COALESCE`]), not one per change.
     pub fn set_presence(&self, conn_id: &str, entry: Option<serde_json::Value>) {
         if let Ok(mut p) = self.presence.lock() {
             match entry {
@@ -244,6 +254,11 @@ impl Gateway {
         }
         self.presence_version
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.presence_dirty.notify_one();
+    }
+
+    /// Broadcasts the presence list as it is now.
+    fn flush_presence(&self) {
         self.broadcast(
             "presence",
             serde_json::json!({ "presence": self.presence_list() }),
@@ -349,6 +364,18 @@ pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io
                 }
                 () = refresher.shutdown.cancelled() => break,
             }
+        }
+    });
+    let flusher = gw.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                () = flusher.shutdown.cancelled() => break,
+                () = flusher.presence_dirty.notified() => {}
+            }
+            tokio::time::sleep(PRESENCE_COALESCE).await;
+            flusher.flush_presence();
         }
     });
     crate::listener::serve(gw.clone(), listener, app).await;

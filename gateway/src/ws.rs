@@ -537,6 +537,24 @@ fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value
     })
 }
 
+/// An event frame around an already serialized payload (the same bytes for
+/// every socket; only `seq` and `stateVersion` are the socket's own).
+fn spliced_event(event: &str, payload: &str, seq: u64, state: Option<&Value>) -> String {
+    let mut f = String::with_capacity(payload.len() + 96);
+    f.push_str(r#"{"type":"event","event":"#);
+    f.push_str(&Value::from(event).to_string());
+    f.push_str(r#","payload":"#);
+    f.push_str(payload);
+    f.push_str(r#","seq":"#);
+    f.push_str(&seq.to_string());
+    if let Some(s) = state {
+        f.push_str(r#","stateVersion":"#);
+        f.push_str(&s.to_string());
+    }
+    f.push('}');
+    f
+}
+
 fn event_allowed(caller: &Caller, event: &str) -> bool {
     match scopes::event_scope(event) {
         None => true,
@@ -554,25 +572,19 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
     let every = gw.ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut awaiting_pong = false;
-    let mut event_frame = |name: &str, payload: Value, state: Option<Value>| {
-        seq += 1;
-        let mut f = json!({"type": "event", "event": name, "payload": payload, "seq": seq});
-        if let Some(s) = state {
-            f["stateVersion"] = s;
-        }
-        f
-    };
     loop {
         tokio::select! {
             () = gw.shutdown.cancelled() => {
-                let f = event_frame("shutdown", json!({"reason": "gateway stopping"}), None);
-                let _ = send_json(&mut socket, &f).await;
+                seq += 1;
+                let f = spliced_event("shutdown", r#"{"reason":"gateway stopping"}"#, seq, None);
+                let _ = socket.send(Message::Text(f.into())).await;
                 send_close(&mut socket, close::SERVICE_RESTART, "service restart").await;
                 break;
             }
             _ = tick.tick() => {
-                let f = event_frame("tick", json!({"ts": now_ms()}), None);
-                if !send_json(&mut socket, &f).await {
+                seq += 1;
+                let f = spliced_event("tick", &json!({"ts": now_ms()}).to_string(), seq, None);
+                if socket.send(Message::Text(f.into())).await.is_err() {
                     break;
                 }
             }
@@ -588,13 +600,20 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             }
             ev = events.recv() => match ev {
                 Ok(b) if event_allowed(&caller, b.event) => {
+                    seq += 1;
                     let state = b.with_state_version.then(|| gw.state_version());
-                    let f = event_frame(b.event, b.payload, state);
-                    if !send_json(&mut socket, &f).await {
+                    let f = spliced_event(b.event, &b.payload, seq, state.as_ref());
+                    if socket.send(Message::Text(f.into())).await.is_err() {
                         break;
                     }
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => {}
+                // Too slow to keep up: the events it missed still count, so
+                // its next `seq` shows the gap (clients report gaps).
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    seq += missed;
+                    tracing::debug!(conn_id = %caller.conn_id, missed, "slow client missed events");
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
             msg = socket.recv() => match msg {

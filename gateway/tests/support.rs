@@ -241,10 +241,15 @@ pub(crate) async fn recv(ws: &mut Ws) -> Value {
     }
 }
 
+/// Waits for the close frame, passing over server events (a `presence`
+/// event, a `tick`) that may come first.
 pub(crate) async fn expect_close(ws: &mut Ws) -> (u16, String) {
-    match next(ws).await {
-        Incoming::Close(Some(c)) => c,
-        other => panic!("expected a close frame, got {other:?}"),
+    loop {
+        match next(ws).await {
+            Incoming::Close(Some(c)) => return c,
+            Incoming::Frame(f) if f["type"] == "event" => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
     }
 }
 

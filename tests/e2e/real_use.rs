@@ -120,11 +120,12 @@ fn a_second_gateway_on_the_same_port_is_a_conflict_not_a_success() {
     );
     let err = stderr(&out);
     // Exactly one of them won; the loser names the owner.
-    let (winner, loser) = if err.contains("profile `b`: ") || err.contains("profile `b` ") {
+    let (winner, loser) = if err.contains("cannot start profile `b`") {
         ("a", "b")
     } else {
         ("b", "a")
     };
+    assert!(err.contains(&format!("cannot start profile `{loser}`")), "{err}");
     assert!(
         err.contains(&format!("the gateway of profile `{winner}`")),
         "{err}"
