@@ -400,6 +400,15 @@ pub fn log_file(gw: &Gateway) -> PathBuf {
         .unwrap_or_else(|| gw.settings.paths.logs_dir().join("gateway.log"))
 }
 
+/// Runs blocking file I/O from a method: on the multi-threaded runtime the
+/// worker hands its other tasks to the rest first (`block_in_place`).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// `logs.tail {cursor?, limit?, maxBytes?}`: lines from `cursor` (a byte
 /// offset), or the last `limit` lines; `reset` when the file shrank.
 fn logs_tail(gw: &Gateway, params: &Value) -> Result<Value, ErrorShape> {
@@ -436,11 +445,15 @@ fn logs_tail(gw: &Gateway, params: &Value) -> Result<Value, ErrorShape> {
     if truncated {
         start = size - max_bytes;
     }
-    let mut buf = Vec::new();
-    if let Ok(mut f) = std::fs::File::open(&file) {
-        let _ = f.seek(SeekFrom::Start(start));
-        let _ = f.take(max_bytes).read_to_end(&mut buf);
-    }
+    // Up to a megabyte from disk: off the async workers' duty while it runs.
+    let buf = blocking(|| {
+        let mut buf = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&file) {
+            let _ = f.seek(SeekFrom::Start(start));
+            let _ = f.take(max_bytes).read_to_end(&mut buf);
+        }
+        buf
+    });
     // Only whole lines: stop at the last newline, skip a partial first line.
     let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let text = String::from_utf8_lossy(&buf[..end]);

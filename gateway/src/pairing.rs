@@ -117,6 +117,59 @@ pub struct Store {
     pub pending: BTreeMap<String, Pending>,
     /// Paired devices by device id.
     pub paired: BTreeMap<String, Paired>,
+    /// The writer thread, once attached: saves leave the lock (and the async
+    /// runtime) at once, and the thread writes the newest snapshot.
+    writer: Option<Writer>,
+}
+
+/// One thread that writes store snapshots (the newest wins) with fsync,
+/// off the async runtime; dropping it waits for the last write.
+#[derive(Debug)]
+struct Writer {
+    tx: Option<std::sync::mpsc::Sender<Snapshot>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Serialized `pending.json` and `paired.json`.
+type Snapshot = (PathBuf, Vec<u8>, Vec<u8>);
+
+fn write_snapshot((dir, pending, paired): &Snapshot) -> std::io::Result<()> {
+    openclaw_profiles::atomic::create_private_dir(dir)?;
+    openclaw_profiles::atomic::write_atomic(&dir.join("pending.json"), pending, 0o600)?;
+    openclaw_profiles::atomic::write_atomic(&dir.join("paired.json"), paired, 0o600)
+}
+
+impl Writer {
+    fn spawn() -> Option<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
+        let thread = std::thread::Builder::new()
+            .name("device-store".into())
+            .spawn(move || {
+                while let Ok(mut snap) = rx.recv() {
+                    // Coalesce: only the newest of what queued up matters.
+                    while let Ok(newer) = rx.try_recv() {
+                        snap = newer;
+                    }
+                    if let Err(e) = write_snapshot(&snap) {
+                        tracing::error!(dir = %snap.0.display(), error = %e, "cannot save the device store");
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Reads one store file. A file that cannot be read or parsed is never
@@ -179,16 +232,29 @@ impl Store {
             pending: read_map(&dir.join("pending.json")),
             paired: read_map(&dir.join("paired.json")),
             dir,
+            writer: None,
         }
     }
 
-    /// Writes both files atomically (0600).
+    /// Saves from now on through a writer thread (the gateway's store).
+    pub fn with_writer(mut self) -> Self {
+        self.writer = Writer::spawn();
+        self
+    }
+
+    /// Writes both files atomically (0600): through the writer thread when
+    /// one is attached (the caller's lock is not held across the I/O),
+    /// else at once.
     pub fn save(&self) -> std::io::Result<()> {
-        openclaw_profiles::atomic::create_private_dir(&self.dir)?;
         let pending = serde_json::to_vec_pretty(&self.pending).expect("pending serializes");
         let paired = serde_json::to_vec_pretty(&self.paired).expect("paired serializes");
-        openclaw_profiles::atomic::write_atomic(&self.dir.join("pending.json"), &pending, 0o600)?;
-        openclaw_profiles::atomic::write_atomic(&self.dir.join("paired.json"), &paired, 0o600)
+        let snap = (self.dir.clone(), pending, paired);
+        match self.writer.as_ref().and_then(|w| w.tx.as_ref()) {
+            Some(tx) => tx
+                .send(snap)
+                .map_err(|_| std::io::Error::other("the device store writer stopped")),
+            None => write_snapshot(&snap),
+        }
     }
 
     /// Drops pending requests older than the TTL.
@@ -487,6 +553,31 @@ mod tests {
             remote_ip: "10.0.0.2".into(),
             ts: now_ms(),
         }
+    }
+
+    #[test]
+    fn the_writer_thread_saves_off_the_callers_path_and_finishes_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::load(dir.path()).with_writer();
+        for i in 0..50 {
+            s.pending.clear();
+            s.request(pending_from(
+                &format!("dev{i}"),
+                "key",
+                &serde_json::from_value(serde_json::json!({
+                    "id": "cli", "mode": "cli", "version": "1", "platform": "linux"
+                }))
+                .unwrap(),
+                "operator",
+                &[],
+                "10.0.0.1",
+            ));
+            s.save().unwrap();
+        }
+        drop(s); // waits for the last write
+        let text = std::fs::read_to_string(dir.path().join("devices/pending.json")).unwrap();
+        assert!(text.contains("dev49"), "{text}");
+        assert!(!text.contains("dev48"), "the newest snapshot wins");
     }
 
     #[test]

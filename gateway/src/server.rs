@@ -155,7 +155,9 @@ impl Gateway {
             .unwrap_or_else(|| "gateway".to_string());
         let state_instance = openclaw_profiles::contract::instance_id(&settings.paths.state_dir);
         Arc::new(Self {
-            pairing: std::sync::Mutex::new(crate::pairing::Store::load(&settings.paths.state_dir)),
+            pairing: std::sync::Mutex::new(
+                crate::pairing::Store::load(&settings.paths.state_dir).with_writer(),
+            ),
             settings,
             started: Instant::now(),
             host,

@@ -24,6 +24,9 @@ use crate::scopes;
 use crate::server::Gateway;
 use crate::settings::Auth;
 
+/// A device's last-seen time reaches disk at most this often.
+const LAST_SEEN_EVERY_MS: u64 = 60_000;
+
 /// Interval of server WS pings after auth (the pong window).
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(25);
 
@@ -374,11 +377,25 @@ fn pair_device(
             return Err((err, format!("{message} (requestId: {})", req.request_id)));
         }
     }
+    let issued_before = store
+        .paired
+        .get(&device)
+        .and_then(|p| p.tokens.get(role))
+        .map(|t| t.created_at_ms);
     let token = store.token_for(&device, role, requested);
+    let now = now_ms();
+    let mut changed = token.as_ref().map(|t| t.created_at_ms) != issued_before;
     if let Some(p) = store.paired.get_mut(&device) {
-        p.last_seen_at_ms = Some(now_ms());
+        // Last-seen is saved at most once a minute per device, not on every
+        // connect.
+        changed |= p
+            .last_seen_at_ms
+            .is_none_or(|seen| now.saturating_sub(seen) >= LAST_SEEN_EVERY_MS);
+        p.last_seen_at_ms = Some(now);
     }
-    let _ = store.save();
+    if changed {
+        let _ = store.save();
+    }
     Ok(token)
 }
 

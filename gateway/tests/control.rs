@@ -414,7 +414,7 @@ async fn a_device_token_never_grants_more_than_it_was_issued_with() {
     assert_eq!(refused["ok"], false, "{refused}");
     assert_eq!(refused["error"]["details"]["code"], "PAIRING_REQUIRED");
     assert_eq!(refused["error"]["details"]["reason"], "scope-upgrade");
-    let paired = std::fs::read_to_string(gw.state_dir().join("devices/paired.json")).unwrap();
+    let paired = stored_paired(&gw, "operator.read").await.to_string();
     assert!(!paired.contains("operator.admin"), "{paired}");
     // What it holds still works.
     let (mut ws, challenge) = gw.open().await;
@@ -496,10 +496,7 @@ async fn operators_approve_and_reject_pending_requests() {
     )
     .await;
     assert_eq!(missing["error"]["message"], "unknown requestId");
-    let stored: Value = serde_json::from_str(
-        &std::fs::read_to_string(gw.state_dir().join("devices/paired.json")).unwrap(),
-    )
-    .unwrap();
+    let stored = stored_paired(&gw, "\"d1\"").await;
     assert_eq!(stored["d1"]["approvedVia"], "operator");
     // Readers without the pairing scope may not.
     let (mut reader, _) = connect_as(

@@ -267,3 +267,24 @@ pub(crate) async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> 
         }
     }
 }
+
+/// `devices/paired.json` once the store's writer has put it on disk with
+/// `want` in it (bounded wait).
+pub(crate) async fn stored_paired(gw: &TestGateway, want: &str) -> Value {
+    let path = gw.state_dir().join("devices/paired.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && text.contains(want)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never held {want}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

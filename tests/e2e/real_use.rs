@@ -125,7 +125,10 @@ fn a_second_gateway_on_the_same_port_is_a_conflict_not_a_success() {
     } else {
         ("b", "a")
     };
-    assert!(err.contains(&format!("cannot start profile `{loser}`")), "{err}");
+    assert!(
+        err.contains(&format!("cannot start profile `{loser}`")),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("the gateway of profile `{winner}`")),
         "{err}"
