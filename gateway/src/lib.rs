@@ -24,6 +24,7 @@ pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod frameguard;
 pub mod guard;
 pub mod identity;
 pub mod listener;

@@ -64,6 +64,8 @@ impl Admission {
         Some(PreAuth {
             admission: self.clone(),
             ip,
+            authenticated: Arc::default(),
+            oversized: Arc::default(),
         })
     }
 
@@ -78,10 +80,23 @@ impl Admission {
 pub struct PreAuth {
     admission: Arc<Admission>,
     ip: IpAddr,
+    /// Read by the connection's frame guard: set once this slot is let go.
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by the frame guard when it refused an oversized frame.
+    oversized: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PreAuth {
+    /// True if the frame guard cut this connection off for a frame above
+    /// the pre-auth limit.
+    pub fn oversized(&self) -> bool {
+        self.oversized.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for PreAuth {
     fn drop(&mut self) {
+        self.authenticated.store(true, Ordering::Relaxed);
         self.admission.total.fetch_sub(1, Ordering::Relaxed);
         if let Ok(mut by_addr) = self.admission.by_addr.lock()
             && let Some(n) = by_addr.get_mut(&self.ip)
@@ -162,6 +177,14 @@ pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, app: axu
             tracing::debug!(ip = %peer.ip(), "pre-auth connection cap reached: shed");
             continue;
         };
+        // Frames above the pre-auth limit are refused from their header
+        // until this connection's slot is let go at hello-ok.
+        let stream = crate::frameguard::Guarded::new(
+            stream,
+            crate::protocol::PREAUTH_MAX_BYTES,
+            slot.authenticated.clone(),
+            slot.oversized.clone(),
+        );
         let slot = Slot(Arc::new(Mutex::new(Some(slot))));
         let app = app.clone();
         let shutdown = shutdown.clone();

@@ -102,7 +102,17 @@ pub async fn serve_connection(
             send_close(&mut socket, code, &reason).await;
             return;
         }
-        Ok(Err(Refusal::Gone)) => return,
+        Ok(Err(Refusal::Gone)) => {
+            // The frame guard cut an oversized pre-auth frame off from its
+            // header: still say why, as for a frame read whole.
+            if preauth
+                .as_ref()
+                .is_some_and(crate::listener::PreAuth::oversized)
+            {
+                send_close(&mut socket, close::TOO_BIG, "preauth payload too large").await;
+            }
+            return;
+        }
         Err(_elapsed) => {
             let _ = socket.send(Message::Close(None)).await;
             return;

@@ -140,3 +140,39 @@ async fn strangers_past_the_preauth_cap_are_shed_and_authenticated_clients_do_no
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_announcing_a_huge_frame_is_cut_off_from_the_header() {
+    use openclaw_gateway::server::Timers;
+    let gw = TestGateway::start_full(
+        Auth::None,
+        Timers {
+            // Long, so that only the frame limit can end the connection.
+            handshake: std::time::Duration::from_secs(120),
+            ..Timers::default()
+        },
+        |_| {},
+    )
+    .await;
+    let addr = gw.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        // A masked text frame announcing 24 MB, then 1 KiB of it, then silence.
+        let mut frame = vec![0x81, 0x80 | 127];
+        frame.extend_from_slice(&(24u64 * 1024 * 1024).to_be_bytes());
+        frame.extend_from_slice(&[1, 2, 3, 4]);
+        frame.extend(std::iter::repeat_n(b'x', 1024));
+        s.write_all(&frame).unwrap();
+        let got = read_until_closed(&mut s, std::time::Duration::from_secs(10));
+        assert!(got.is_some(), "the connection stayed open");
+    })
+    .await
+    .unwrap();
+    // Others are served as ever.
+    let (_ws, _) = gw.open().await;
+}
