@@ -20,6 +20,9 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::MAX_PAYLOAD_BYTES;
 use crate::settings::GatewaySettings;
 
+/// Most presence entries a `hello-ok` snapshot carries.
+pub const SNAPSHOT_PRESENCE_MAX: usize = 200;
+
 /// Presence changes within this window go out as one `presence` event: a
 /// burst of N connects costs one list and one event per reader, not N.
 pub const PRESENCE_COALESCE: Duration = Duration::from_millis(50);
@@ -228,6 +231,17 @@ impl Gateway {
         let mut list = vec![crate::methods::self_presence(self)];
         if let Ok(p) = self.presence.lock() {
             list.extend(p.values().cloned());
+        }
+        list
+    }
+
+    /// The presence list of a `hello-ok` snapshot: the gateway and at most
+    /// [`SNAPSHOT_PRESENCE_MAX`]` - 1` clients, so that a connect costs the
+    /// same with ten clients or ten thousand (`system-presence` has them all).
+    pub fn presence_snapshot(&self) -> Vec<serde_json::Value> {
+        let mut list = vec![crate::methods::self_presence(self)];
+        if let Ok(p) = self.presence.lock() {
+            list.extend(p.values().take(SNAPSHOT_PRESENCE_MAX - 1).cloned());
         }
         list
     }

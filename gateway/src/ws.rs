@@ -543,7 +543,7 @@ fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value
         "server": {"version": crate::VERSION, "connId": conn_id},
         "features": {"methods": METHODS, "events": EVENTS},
         "snapshot": {
-            "presence": gw.presence_list(),
+            "presence": gw.presence_snapshot(),
             "health": {},
             "stateVersion": gw.state_version(),
             "uptimeMs": gw.uptime_ms(),

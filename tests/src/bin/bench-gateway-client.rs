@@ -4,6 +4,12 @@
 //! one JSON document.
 //!
 //! usage: `bench-gateway-client <ws-url> <token> [connects] [round-trips] [connections] [seconds]`
+//!    or: `bench-gateway-client hold <ws-url> <token> <clients> <readers> <pid-file>`: opens
+//!        `clients` idle authenticated connections (no scopes) plus `readers`
+//!        with `operator.read` (they get the presence events), one after the
+//!        other, reporting connect → hello-ok p50/p99 for the first 1,000 and
+//!        the last 1,000; then writes its pid to `pid-file` and holds them
+//!        until stdin closes, counting the presence events the readers got.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +31,10 @@ async fn next_json(ws: &mut Ws) -> Value {
 }
 
 async fn connect(url: &str, token: &str) -> Ws {
+    connect_with(url, token, &["operator.read"]).await
+}
+
+async fn connect_with(url: &str, token: &str, scopes: &[&str]) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
@@ -32,7 +42,7 @@ async fn connect(url: &str, token: &str) -> Ws {
     assert_eq!(challenge["event"], "connect.challenge");
     let params = json!({"minProtocol": 4, "maxProtocol": 4,
         "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
-        "caps": [], "auth": {"token": token}, "role": "operator", "scopes": ["operator.read"]});
+        "caps": [], "auth": {"token": token}, "role": "operator", "scopes": scopes});
     ws.send(Message::Text(
         json!({"type": "req", "id": "c", "method": "connect", "params": params})
             .to_string()
@@ -71,9 +81,79 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The `hold` mode; see the module docs.
+async fn hold(args: &[String]) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (url, token) = (args[2].clone(), args[3].clone());
+    let clients: usize = args[4].parse().expect("clients");
+    let readers: usize = args[5].parse().expect("readers");
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let events = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut held = Vec::with_capacity(clients + readers);
+    let mut ms = Vec::with_capacity(clients);
+    for i in 0..clients + readers {
+        let reader = i >= clients;
+        let scopes: &[&str] = if reader { &["operator.read"] } else { &[] };
+        let t = Instant::now();
+        let mut ws = connect_with(&url, &token, scopes).await;
+        if !reader {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let events = events.clone();
+        held.push(tokio::spawn(async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if reader
+                    && let Message::Text(t) = m
+                    && t.contains(r#""event":"presence""#)
+                {
+                    events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let k = ms.len().min(1000);
+    let (mut first, mut last) = (ms[..k].to_vec(), ms[ms.len() - k..].to_vec());
+    println!(
+        "{}",
+        json!({
+            "clients": clients,
+            "readers": readers,
+            "connectMsP50First1k": percentile(&mut first, 0.5),
+            "connectMsP99First1k": percentile(&mut first, 0.99),
+            "connectMsP50Last1k": percentile(&mut last, 0.5),
+            "connectMsP99Last1k": percentile(&mut last, 0.99),
+        })
+    );
+    std::fs::write(&args[6], std::process::id().to_string()).expect("pid file");
+    // Hold until told to go (stdin closes).
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    })
+    .await;
+    eprintln!(
+        "presence events seen by {readers} readers: {}",
+        events.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    for h in held {
+        h.abort();
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("hold") {
+        hold(&args).await;
+        return;
+    }
     let (url, token) = (args[1].clone(), args[2].clone());
     let n = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (connects, rtts, conns, secs) = (n(3, 50), n(4, 2000), n(5, 64), n(6, 5));
