@@ -20,6 +20,10 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::MAX_PAYLOAD_BYTES;
 use crate::settings::GatewaySettings;
 
+/// Read buffer of one WebSocket (it grows for a large message and shrinks
+/// back as tungstenite consumes it).
+pub const WS_BUFFER_BYTES: usize = 4096;
+
 /// Most presence entries a `hello-ok` snapshot carries.
 pub const SNAPSHOT_PRESENCE_MAX: usize = 200;
 
@@ -349,7 +353,12 @@ async fn root(
     // The connection's pre-auth slot goes with the socket until hello-ok.
     let preauth = slot.and_then(|s| s.0.take());
     match upgrade {
+        // Small buffers: thousands of mostly idle sockets each keep theirs
+        // (tungstenite's 128 KiB default would be 128 KiB per client).
         Ok(ws) => ws
+            .read_buffer_size(WS_BUFFER_BYTES)
+            .write_buffer_size(0)
+            .max_write_buffer_size(crate::protocol::MAX_BUFFERED_BYTES)
             .max_message_size(MAX_PAYLOAD_BYTES)
             .max_frame_size(MAX_PAYLOAD_BYTES)
             .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, client, preauth)),
