@@ -17,9 +17,17 @@ pub struct Cli {
     /// Shortcut for --profile dev (port 19001 unless OPENCLAW_GATEWAY_PORT is set).
     #[arg(long, global = true)]
     pub dev: bool,
-    /// More log output (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output (-v debug, -vv trace); `health --verbose` also prints
+    /// the whole snapshot. `--debug` is the same.
+    #[arg(short, long, visible_alias = "debug", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log level: error, warn, info, debug or trace (else OPENCLAW_LOG_LEVEL, info).
+    #[arg(long, global = true, value_name = "LEVEL",
+          value_parser = ["error", "warn", "info", "debug", "trace", "silent"])]
+    pub log_level: Option<String>,
+    /// No ANSI colours in log output (also NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -30,7 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway in the foreground (`openclaw gateway` = `openclaw gateway run`).
     Gateway(GatewayArgs),
-    /// Gateway health (channels, agents, sessions).
+    /// Gateway health (channels, agents, sessions); with --verbose also the
+    /// whole health snapshot.
     Health(ConnArgs),
     /// Gateway status summary.
     Status {
@@ -38,6 +47,9 @@ pub enum Command {
         /// this gateway has no channel adapters yet).
         #[arg(long)]
         deep: bool,
+        /// Everything there is: the same as --deep here.
+        #[arg(long)]
+        all: bool,
         /// Connection.
         #[command(flatten)]
         conn: ConnArgs,
@@ -47,9 +59,21 @@ pub enum Command {
         /// Lines to show.
         #[arg(short = 'n', long = "limit", default_value_t = 200)]
         lines: usize,
+        /// Read at most this many bytes from the end of the log per call.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_bytes: Option<u64>,
         /// Keep printing new lines (reconnects up to 8 times).
         #[arg(short, long)]
         follow: bool,
+        /// With --follow: milliseconds between polls (default 500).
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        interval: u64,
+        /// Lines exactly as the gateway wrote them (the default; no decoration).
+        #[arg(long)]
+        plain: bool,
+        /// Timestamps in UTC, as the gateway writes them (the default).
+        #[arg(long)]
+        utc: bool,
         /// Connection.
         #[command(flatten)]
         conn: ConnArgs,
@@ -88,11 +112,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Repair what is safe (stale locks, permissions, drifted units of stopped services).
-        #[arg(long)]
+        #[arg(long, visible_alias = "repair")]
         fix: bool,
-        /// Do not ask before each repair.
-        #[arg(long, requires = "fix")]
+        /// Repair without asking (implies --fix).
+        #[arg(long)]
         yes: bool,
+        /// Never ask: repairs happen only with --yes.
+        #[arg(long)]
+        non_interactive: bool,
         /// Also scan system-wide service dirs.
         #[arg(long)]
         deep: bool,
@@ -108,9 +135,18 @@ pub struct ConnArgs {
     /// Gateway token.
     #[arg(long)]
     pub token: Option<Secret>,
+    /// Gateway password (instead of a token).
+    #[arg(long)]
+    pub password: Option<Secret>,
+    /// This profile's gateway on another local port.
+    #[arg(long, conflicts_with = "url")]
+    pub port: Option<u16>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Milliseconds connecting, and each call, may take (default 30000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 impl ConnArgs {
@@ -118,8 +154,11 @@ impl ConnArgs {
     pub fn to_conn(&self) -> crate::ops::Conn {
         crate::ops::Conn {
             url: self.url.clone(),
+            port: self.port,
             token: self.token.clone(),
+            password: self.password.clone(),
             json: self.json,
+            timeout: self.timeout.map(std::time::Duration::from_millis),
         }
     }
 }
@@ -133,6 +172,9 @@ pub enum ChannelsCommand {
         /// it says so instead of probing).
         #[arg(long)]
         probe: bool,
+        /// Only this channel.
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
         /// Connection.
         #[command(flatten)]
         conn: ConnArgs,
@@ -163,6 +205,10 @@ pub enum GatewayCommand {
         /// Params as JSON.
         #[arg(long)]
         params: Option<String>,
+        /// Wait for the final answer of a method that acknowledges first
+        /// (every method here answers once: that answer is final).
+        #[arg(long)]
+        expect_final: bool,
         /// Connection.
         #[command(flatten)]
         conn: ConnArgs,

@@ -31,6 +31,8 @@ pub struct Target {
     pub token: Option<Secret>,
     /// Shared password.
     pub password: Option<Secret>,
+    /// How long connecting, and each call, may take (`--timeout`).
+    pub timeout: Duration,
 }
 
 /// A failed connect or call, as the gateway reported it.
@@ -77,6 +79,7 @@ pub fn resolve_target(
             url: u.to_string(),
             token: Some(token.clone()),
             password: None,
+            timeout: CALL_TIMEOUT,
         });
     }
     if let Some(u) = env.get("OPENCLAW_GATEWAY_URL") {
@@ -84,6 +87,7 @@ pub fn resolve_target(
             url: u.to_string(),
             token: token.cloned().or_else(|| from_env(ENV_GATEWAY_TOKEN)),
             password: from_env(ENV_GATEWAY_PASSWORD),
+            timeout: CALL_TIMEOUT,
         });
     }
     let paths = paths::resolve_paths(env).map_err(|e| e.to_string())?;
@@ -103,6 +107,7 @@ pub fn resolve_target(
         url: format!("ws://127.0.0.1:{port}"),
         token,
         password,
+        timeout: CALL_TIMEOUT,
     })
 }
 
@@ -110,6 +115,7 @@ pub fn resolve_target(
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next: u64,
+    timeout: Duration,
     /// The `hello-ok` payload.
     pub hello: Value,
 }
@@ -146,7 +152,7 @@ impl Client {
     /// Connects and completes the handshake.
     pub async fn connect(target: &Target, who: As, scopes: &[&str]) -> Result<Self, CallError> {
         let (ws, _) = tokio::time::timeout(
-            CALL_TIMEOUT,
+            target.timeout,
             tokio_tungstenite::connect_async(target.url.as_str()),
         )
         .await
@@ -157,6 +163,7 @@ impl Client {
         let mut c = Self {
             ws,
             next: 1,
+            timeout: target.timeout,
             hello: Value::Null,
         };
         let challenge = c.next_frame().await?;
@@ -183,7 +190,7 @@ impl Client {
 
     async fn next_frame(&mut self) -> Result<Value, CallError> {
         loop {
-            let msg = tokio::time::timeout(CALL_TIMEOUT, self.ws.next())
+            let msg = tokio::time::timeout(self.timeout, self.ws.next())
                 .await
                 .map_err(|_| CallError::unavailable("timed out waiting for the gateway".into()))?;
             match msg {

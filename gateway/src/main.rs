@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.log_level.as_deref(), cli.no_color);
     let profile = match profile_from(&cli) {
         Ok(p) => p,
         Err(msg) => {
@@ -41,18 +41,52 @@ fn main() -> ExitCode {
             json,
             fix,
             yes,
+            non_interactive,
             deep,
-        } => doctor(&env, json, fix, yes, deep),
-        Command::Health(c) => ExitCode::from(ops::health(&env, &c.to_conn())),
-        Command::Status { deep, conn } => ExitCode::from(ops::status(&env, &conn.to_conn(), deep)),
+        } => {
+            // --yes repairs without asking; --non-interactive never asks, so
+            // without --yes it only reports.
+            let fix = fix || yes;
+            let fix = fix && (yes || !non_interactive);
+            doctor(&env, json, fix, yes, deep)
+        }
+        Command::Health(conn) => {
+            ExitCode::from(ops::health(&env, &conn.to_conn(), cli.verbose > 0))
+        }
+        Command::Status { deep, all, conn } => {
+            ExitCode::from(ops::status(&env, &conn.to_conn(), deep || all))
+        }
         Command::Logs {
             lines,
+            max_bytes,
             follow,
+            interval,
+            plain: _,
+            utc: _,
             conn,
-        } => ExitCode::from(ops::logs(&env, &conn.to_conn(), lines, follow)),
+        } => ExitCode::from(ops::logs(
+            &env,
+            &conn.to_conn(),
+            &ops::LogsOptions {
+                lines,
+                max_bytes,
+                follow,
+                interval: std::time::Duration::from_millis(interval.max(50)),
+            },
+        )),
         Command::Channels {
-            command: ChannelsCommand::Status { probe, conn },
-        } => ExitCode::from(ops::channels_status(&env, &conn.to_conn(), probe)),
+            command:
+                ChannelsCommand::Status {
+                    probe,
+                    channel,
+                    conn,
+                },
+        } => ExitCode::from(ops::channels_status(
+            &env,
+            &conn.to_conn(),
+            probe,
+            channel.as_deref(),
+        )),
         Command::Devices {
             action,
             request_id,
@@ -80,6 +114,7 @@ fn main() -> ExitCode {
                 Some(GatewayCommand::Call {
                     method,
                     params,
+                    expect_final: _,
                     conn,
                 }) => {
                     return ExitCode::from(ops::call(
@@ -163,12 +198,16 @@ fn profile_from(cli: &Cli) -> Result<Option<ProfileName>, String> {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => std::env::var("OPENCLAW_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
-        1 => "debug".into(),
+fn init_tracing(verbose: u8, level: Option<&str>, no_color: bool) {
+    let default = match (verbose, level) {
+        (0, Some("silent")) => "off".into(),
+        (0, Some(l)) => l.to_string(),
+        (0, None) => std::env::var("OPENCLAW_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+        (1, _) => "debug".into(),
         _ => "trace".into(),
     };
+    let ansi =
+        !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
     let mut filter =
         EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // These crates trace whole frames and headers (tokens in `connect`,
@@ -182,7 +221,7 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         // A closed stderr (a keeper that died) must not turn every log line
         // into a panic: tracing's own error report uses eprintln!.
         .log_internal_errors(false)

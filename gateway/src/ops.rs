@@ -20,8 +20,14 @@ pub struct Conn {
     pub url: Option<String>,
     /// `--token`.
     pub token: Option<Secret>,
+    /// `--password`.
+    pub password: Option<Secret>,
+    /// `--port`: this profile's gateway on another local port.
+    pub port: Option<u16>,
     /// `--json`.
     pub json: bool,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// A string field, or empty.
@@ -42,10 +48,23 @@ fn fail(conn: &Conn, e: &CallError) -> u8 {
 }
 
 fn target(env: &EnvSnapshot, conn: &Conn) -> Result<Target, u8> {
-    resolve_target(env, conn.url.as_deref(), conn.token.as_ref()).map_err(|e| {
+    let mut t = resolve_target(env, conn.url.as_deref(), conn.token.as_ref()).map_err(|e| {
         eprintln!("openclaw: {e}");
         2
-    })
+    })?;
+    if let Some(d) = conn.timeout {
+        t.timeout = d;
+    }
+    if let Some(p) = conn.port {
+        t.url = format!("ws://127.0.0.1:{p}");
+    }
+    if let Some(p) = &conn.password {
+        t.password = Some(p.clone());
+        if conn.token.is_none() {
+            t.token = None;
+        }
+    }
+    Ok(t)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -109,19 +128,29 @@ pub fn call(env: &EnvSnapshot, conn: &Conn, method: &str, params: Option<&str>) 
     }
 }
 
-/// `openclaw gateway probe`: connects as a probe and reads what its scopes allow.
+/// `openclaw gateway probe`: connects as a probe and reads what its scopes
+/// allow; `--json` prints the real CLI's document (`targets[]`,
+/// `warnings[]`, `primaryTargetId`, ...). A gateway that answers but
+/// refuses the credentials is reachable, with a warning, as the real CLI
+/// says.
 pub fn probe(env: &EnvSnapshot, conn: &Conn) -> u8 {
     let Ok(t) = target(env, conn) else { return 2 };
     let started = std::time::Instant::now();
+    let explicit = conn.url.is_some() || env.get("OPENCLAW_GATEWAY_URL").is_some();
+    let target_id = if explicit {
+        "explicit"
+    } else {
+        "localLoopback"
+    };
     let result = runtime().block_on(async {
         let mut c = Client::connect(&t, PROBE, &[scopes::READ]).await?;
         let latency = started.elapsed().as_millis() as u64;
         let mut out = json!({});
-        let mut scope_limited = false;
+        let mut scope_limited = None;
         for m in ["health", "status", "system-presence", "config.get"] {
             match c.request(m, json!({})).await {
                 Ok(v) => out[m] = v,
-                Err(e) if e.code == "FORBIDDEN" => scope_limited = true,
+                Err(e) if e.code == "FORBIDDEN" => scope_limited = Some(e.message.clone()),
                 Err(e) => return Err(e),
             }
         }
@@ -129,47 +158,116 @@ pub fn probe(env: &EnvSnapshot, conn: &Conn) -> u8 {
         c.close().await;
         Ok((hello, out, scope_limited, latency))
     });
-    match result {
+    let duration = started.elapsed().as_millis() as u64;
+    let timeout_ms = t.timeout.as_millis() as u64;
+    let mut warnings = Vec::new();
+    let (ok, degraded, capability, connect, auth, server, data) = match &result {
         Ok((hello, out, limited, latency)) => {
-            let capability = if limited {
+            let capability = if limited.is_some() {
                 "connected_no_operator_scope"
             } else {
                 "read"
             };
-            let doc = json!({
-                "ok": true, "degraded": limited, "capability": capability, "url": t.url, "latencyMs": latency,
-                "server": hello["server"], "auth": hello["auth"],
-                "health": out.get("health"), "status": out.get("status"), "presence": out.get("system-presence"),
-            });
-            if conn.json {
-                print_json(&doc);
-            } else {
-                outln!("Reachable: yes ({}, {latency} ms)", t.url);
-                outln!(
-                    "Server: {} (connId {})",
-                    hello["server"]["version"].as_str().unwrap_or("?"),
-                    hello["server"]["connId"].as_str().unwrap_or("?")
-                );
-                outln!(
-                    "Capability: {capability}; scopes {}",
-                    hello["auth"]["scopes"]
-                );
+            if limited.is_some() {
+                warnings.push(json!({
+                    "code": "probe_scope_limited",
+                    "message": "Read-probe diagnostics are limited by gateway scopes (missing operator.read). Connection succeeded, but read-only status calls are incomplete. Hint: pair device identity or use credentials with operator.read.",
+                    "targetIds": [target_id],
+                }));
             }
-            0
+            (
+                true,
+                limited.is_some(),
+                capability,
+                json!({"ok": true, "rpcOk": limited.is_none(), "scopeLimited": limited.is_some(),
+                       "latencyMs": latency, "error": limited, "close": null}),
+                json!({"role": hello["auth"]["role"], "scopes": hello["auth"]["scopes"], "capability": capability}),
+                hello["server"].clone(),
+                out.clone(),
+            )
         }
         Err(e) => {
-            if conn.json {
-                print_json(&json!({"ok": false, "url": t.url, "error": e.message}));
-            } else {
-                outln!("Reachable: no ({}): {}", t.url, e.message);
+            // The gateway answered (it refused the credentials or the
+            // handshake): reachable, but not usable with these credentials.
+            let answered = e.code != "UNAVAILABLE";
+            if answered {
+                warnings.push(json!({
+                    "code": "probe_auth_failed",
+                    "message": format!("The gateway answered but refused the connection: {}. Check the token or password.", e.message),
+                    "targetIds": [target_id],
+                }));
             }
-            1
+            (
+                false,
+                answered,
+                if answered {
+                    "connected_auth_failed"
+                } else {
+                    "unknown"
+                },
+                json!({"ok": false, "rpcOk": false, "scopeLimited": false, "latencyMs": null,
+                       "error": e.message, "close": null}),
+                json!({"role": null, "scopes": [], "capability": "unknown"}),
+                json!({"version": null, "connId": null}),
+                json!({}),
+            )
+        }
+    };
+    let doc = json!({
+        "ok": ok,
+        "degraded": degraded,
+        "capability": capability,
+        "ts": openclaw_profiles::lock::now_ms(),
+        "durationMs": duration,
+        "timeoutMs": timeout_ms,
+        "primaryTargetId": target_id,
+        "warnings": warnings,
+        "network": {"localLoopbackUrl": t.url, "localTailnetUrl": null, "tailnetIPv4": null},
+        "discovery": {"timeoutMs": 0, "count": 0, "beacons": []},
+        "targets": [{
+            "id": target_id,
+            "kind": target_id,
+            "url": t.url,
+            "active": true,
+            "tunnel": null,
+            "connect": connect,
+            "auth": auth,
+            "server": server,
+            "self": null,
+            "config": data.get("config.get"),
+            "health": data.get("health"),
+            "summary": data.get("status"),
+            "presence": data.get("system-presence"),
+        }],
+    });
+    let reachable = ok || degraded;
+    if conn.json {
+        print_json(&doc);
+    } else {
+        outln!(
+            "Reachable: {} ({})",
+            if reachable { "yes" } else { "no" },
+            t.url
+        );
+        if let Some(v) = doc["targets"][0]["server"]["version"].as_str() {
+            outln!(
+                "Server: {v} (connId {})",
+                text(&doc["targets"][0]["server"]["connId"])
+            );
+        }
+        outln!("Capability: {capability}");
+        if !ok && !degraded {
+            outln!("Error: {}", text(&doc["targets"][0]["connect"]["error"]));
+        }
+        for w in &warnings {
+            outln!("Warning: {}", text(&w["message"]));
         }
     }
+    u8::from(!ok)
 }
 
 /// `openclaw health`.
-pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
+pub fn health(env: &EnvSnapshot, conn: &Conn, verbose: bool) -> u8 {
     match with_client(env, conn, CLI, &[scopes::READ], async |c| {
         c.request("health", json!({})).await
     }) {
@@ -198,6 +296,10 @@ pub fn health(env: &EnvSnapshot, conn: &Conn) -> u8 {
                     a["sessions"]["count"],
                     text(&a["sessions"]["path"])
                 );
+            }
+            if verbose {
+                outln!("Snapshot:");
+                print_json(&v);
             }
             0
         }
@@ -274,7 +376,7 @@ pub fn status(env: &EnvSnapshot, conn: &Conn, deep: bool) -> u8 {
 }
 
 /// `openclaw channels status [--probe]`.
-pub fn channels_status(env: &EnvSnapshot, conn: &Conn, probe: bool) -> u8 {
+pub fn channels_status(env: &EnvSnapshot, conn: &Conn, probe: bool, only: Option<&str>) -> u8 {
     // No channel adapter runs yet: there is nothing a probe could reach, and
     // the answer says so rather than claim one.
     match with_client(env, conn, CLI, &[scopes::READ], async |c| {
@@ -297,6 +399,9 @@ pub fn channels_status(env: &EnvSnapshot, conn: &Conn, probe: bool) -> u8 {
             }
             for id in order {
                 let id = id.as_str().unwrap_or("?");
+                if only.is_some_and(|o| o != id) {
+                    continue;
+                }
                 let c = &v["channels"][id];
                 outln!(
                     "{id}: configured {}, running {}{}",
@@ -315,8 +420,23 @@ pub fn channels_status(env: &EnvSnapshot, conn: &Conn, probe: bool) -> u8 {
 }
 
 /// `openclaw logs [-n N] [--follow]`: the gateway's log over `logs.tail`.
-pub fn logs(env: &EnvSnapshot, conn: &Conn, lines: usize, follow: bool) -> u8 {
+/// What `openclaw logs` was asked for.
+#[derive(Debug, Clone)]
+pub struct LogsOptions {
+    /// `--limit`.
+    pub lines: usize,
+    /// `--max-bytes`.
+    pub max_bytes: Option<u64>,
+    /// `--follow`.
+    pub follow: bool,
+    /// `--interval`.
+    pub interval: Duration,
+}
+
+/// `openclaw logs [--limit N] [--max-bytes B] [--follow [--interval MS]]`.
+pub fn logs(env: &EnvSnapshot, conn: &Conn, opts: &LogsOptions) -> u8 {
     let Ok(t) = target(env, conn) else { return 2 };
+    let (lines, follow) = (opts.lines, opts.follow);
     let limit = lines.clamp(1, 5000);
     runtime().block_on(async {
         let mut attempts = 0;
@@ -334,10 +454,13 @@ pub fn logs(env: &EnvSnapshot, conn: &Conn, lines: usize, follow: bool) -> u8 {
             };
             attempts = 0;
             loop {
-                let params = match cursor {
+                let mut params = match cursor {
                     Some(cur) => json!({"cursor": cur, "limit": 5000}),
                     None => json!({"limit": limit}),
                 };
+                if let Some(b) = opts.max_bytes {
+                    params["maxBytes"] = b.into();
+                }
                 let v = match c.request("logs.tail", params).await {
                     Ok(v) => v,
                     Err(e) if follow => {
@@ -358,7 +481,7 @@ pub fn logs(env: &EnvSnapshot, conn: &Conn, lines: usize, follow: bool) -> u8 {
                     c.close().await;
                     return 0;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(opts.interval).await;
             }
         }
     })

@@ -343,12 +343,113 @@ fn operator_commands_find_and_talk_to_the_gateway() {
             .code(),
         Some(2)
     );
-    // The probe connects with reduced scopes, like the real gateway's probes.
+    // The probe connects with reduced scopes, like the real gateway's probes,
+    // and prints the real CLI's document.
     let probe = json(&oc(&["--profile", "a", "gateway", "probe", "--json"]));
     assert_eq!(
         (probe["ok"].as_bool(), probe["capability"].as_str()),
         (Some(true), Some("connected_no_operator_scope"))
     );
+    assert_eq!(probe["primaryTargetId"], "localLoopback", "{probe}");
+    assert_eq!(probe["targets"][0]["connect"]["ok"], true, "{probe}");
+    assert_eq!(
+        probe["warnings"][0]["code"], "probe_scope_limited",
+        "{probe}"
+    );
+    // Wrong credentials: reachable, with a warning, and exit 1.
+    let out = oc(&["gateway", "probe", "--url", &url, "--token", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Reachable: yes")
+            && text.contains("Warning: The gateway answered but refused"),
+        "{text}"
+    );
+    // Nobody there: not reachable.
+    let out = oc(&[
+        "gateway",
+        "probe",
+        "--url",
+        "ws://127.0.0.1:9",
+        "--token",
+        "x",
+        "--timeout",
+        "2000",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Reachable: no"));
+    // The real CLI's flags are accepted and honoured.
+    for args in [
+        &[
+            "--profile",
+            "a",
+            "--no-color",
+            "--log-level",
+            "warn",
+            "health",
+            "--verbose",
+            "--timeout",
+            "5000",
+        ][..],
+        &[
+            "--profile",
+            "a",
+            "status",
+            "--all",
+            "--json",
+            "--timeout",
+            "5000",
+        ],
+        &[
+            "--profile",
+            "a",
+            "logs",
+            "--limit",
+            "2",
+            "--max-bytes",
+            "4096",
+            "--plain",
+            "--utc",
+        ],
+        &[
+            "gateway",
+            "call",
+            "health",
+            "--url",
+            &url,
+            "--token",
+            "t",
+            "--expect-final",
+            "--timeout",
+            "5000",
+            "--json",
+        ],
+        &[
+            "--profile",
+            "a",
+            "doctor",
+            "--non-interactive",
+            "--yes",
+            "--json",
+        ],
+    ] {
+        let out = oc(args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("unexpected argument"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let verbose = oc(&["--profile", "a", "health", "--verbose"]);
+    assert!(String::from_utf8_lossy(&verbose.stdout).contains("Snapshot:"));
+    let all = json(&oc(&["--profile", "a", "status", "--all", "--json"]));
+    assert_eq!(all["channelsProbed"], false, "--all includes the deep view");
     // logs over logs.tail.
     let out = oc(&["--profile", "a", "logs", "-n", "2"]);
     assert_eq!(
@@ -562,6 +663,7 @@ fn no_log_level_prints_a_secret() {
         url: url.clone(),
         token: Some(openclaw_profiles::config::Secret::new(secret)),
         password: Some(openclaw_profiles::config::Secret::new(secret)),
+        timeout: Duration::from_secs(1),
     };
     let auth: openclaw_gateway::protocol::ConnectAuth = serde_json::from_value(
         serde_json::json!({"token": secret, "deviceToken": secret, "password": secret}),
