@@ -172,6 +172,8 @@ pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, app: axu
                 continue;
             }
         };
+        // Small frames go out at once (a handshake is a few of them).
+        let _ = stream.set_nodelay(true);
         let Some(slot) = gw.admission.admit(peer.ip()) else {
             let _ = stream.try_write(SHED);
             tracing::debug!(ip = %peer.ip(), "pre-auth connection cap reached: shed");
