@@ -266,6 +266,44 @@ mod tests {
         g.inspect(&header(10 * 1024 * 1024, true)).unwrap();
     }
 
+    proptest::proptest! {
+        /// However the bytes are split across reads, an oversized frame
+        /// after any number of small ones is caught, and random bytes
+        /// never panic the guard.
+        #[test]
+        fn split_streams_are_judged_the_same(
+            small in proptest::collection::vec(0u64..2000, 0..6),
+            big in 65_537u64..(1 << 40),
+            cuts in proptest::collection::vec(1usize..40, 1..30),
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let mut stream = UPGRADE.to_vec();
+            for len in &small {
+                stream.extend(header(*len, true));
+                stream.extend(std::iter::repeat_n(0u8, *len as usize));
+            }
+            stream.extend(header(big, true));
+            let (mut g, _) = guard();
+            let mut rest = &stream[..];
+            let mut refused = false;
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*cut).min(rest.len());
+                if g.inspect(&rest[..n]).is_err() {
+                    refused = true;
+                    break;
+                }
+                rest = &rest[n..];
+            }
+            proptest::prop_assert!(refused);
+            let (mut g, _) = guard();
+            let _ = g.inspect(UPGRADE);
+            let _ = g.inspect(&noise);
+        }
+    }
+
     #[test]
     fn plain_http_is_never_read_as_frames() {
         let (mut g, _) = guard();

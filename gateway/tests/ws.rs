@@ -262,3 +262,59 @@ async fn ticks_arrive_on_the_advertised_interval_with_increasing_seq() {
     }
     assert!(ticks[1]["payload"]["ts"].as_u64() >= ticks[0]["payload"]["ts"].as_u64());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_for_the_event_stream_sees_a_seq_gap() {
+    use openclaw_gateway::server::Timers;
+    let gw = TestGateway::start_full(
+        Auth::Token(Secret::new(TOKEN)),
+        Timers {
+            // A health event every millisecond: far more than a socket
+            // that is not read can take.
+            health_refresh: std::time::Duration::from_millis(1),
+            ..Timers::default()
+        },
+        |_| {},
+    )
+    .await;
+    // A client socket with the smallest receive buffer, so that the
+    // gateway's writes back up soon.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(2048).unwrap();
+    let tcp = sock.connect(gw.addr).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(gw.url(), tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+    assert_eq!(recv(&mut ws).await["event"], "connect.challenge");
+    send(
+        &mut ws,
+        &connect_frame(
+            "1",
+            with_scopes_for_test(cli_params(Some(TOKEN)), &["operator.read"]),
+        ),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["ok"], true);
+    // Do not read for a while: the socket's buffers fill, its receiver lags.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let mut last = 0u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ev = recv(&mut ws).await;
+        let seq = ev["seq"].as_u64().unwrap();
+        if seq > last + 1 {
+            break; // the gap that tells the client it missed events
+        }
+        last = seq;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no seq gap after {last} events"
+        );
+    }
+}
+
+fn with_scopes_for_test(mut p: serde_json::Value, scopes: &[&str]) -> serde_json::Value {
+    p["scopes"] = json!(scopes);
+    p
+}
