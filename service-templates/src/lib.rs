@@ -114,6 +114,16 @@ pub enum Error {
         /// The user name for the fix.
         user: String,
     },
+    /// A path that a unit or plist cannot hold.
+    #[error(
+        "{what} {path:?} holds a control character (a newline?): a service file cannot hold it; use a plain path"
+    )]
+    BadPath {
+        /// Which path.
+        what: &'static str,
+        /// The path, lossily.
+        path: String,
+    },
     /// An installed file differs from what would be written now.
     #[error("{} is installed but differs from what openclawctl would write now (drifted); rewrite it with --force", .0.display())]
     Drift(PathBuf),

@@ -136,6 +136,21 @@ impl Native {
         dotenv: Option<&str>,
         force: bool,
     ) -> Result<(Outcome, Vec<String>), Error> {
+        // Units and plists hold these line by line (and unescaped in places).
+        for (what, p) in [
+            ("the gateway binary", &spec.binary),
+            ("the home", &spec.home),
+            ("the state dir", &spec.state_dir),
+            ("the config", &spec.config_path),
+        ] {
+            let text = p.to_string_lossy();
+            if text.chars().any(char::is_control) {
+                return Err(Error::BadPath {
+                    what,
+                    path: text.into_owned(),
+                });
+            }
+        }
         let mut host = RealHost;
         match self.kind {
             Kind::Systemd => {
@@ -214,5 +229,29 @@ impl Native {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_with_a_newline_is_refused_before_anything_is_written() {
+        let home = tempfile::tempdir().unwrap();
+        let env = openclaw_profiles::paths::EnvSnapshot::from_pairs([(
+            "HOME",
+            home.path().to_str().unwrap(),
+        )]);
+        let native = Native::for_user(&env, home.path());
+        let paths = ProfilePaths {
+            profile: openclaw_profiles::ProfileName::parse("a").unwrap(),
+            state_dir: home.path().join("bad\nstate"),
+            config_path: home.path().join("bad\nstate/openclaw.json"),
+        };
+        let spec = spec_for(&paths, home.path(), Path::new("/usr/bin/openclaw"), 18789);
+        let err = native.install(&spec, None, false).unwrap_err().to_string();
+        assert!(err.contains("control character"), "{err}");
+        assert!(std::fs::read_dir(home.path()).unwrap().next().is_none());
     }
 }
