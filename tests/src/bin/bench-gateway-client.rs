@@ -35,6 +35,22 @@ async fn connect(url: &str, token: &str) -> Ws {
 }
 
 async fn connect_with(url: &str, token: &str, scopes: &[&str]) -> Ws {
+    // A gateway that says it is still starting (retryable) is asked again,
+    // as its clients do; for at most a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match try_connect(url, token, scopes).await {
+            Ok(ws) => return ws,
+            Err(f) if f["error"]["retryable"] == true && Instant::now() < deadline => {
+                let ms = f["error"]["retryAfterMs"].as_u64().unwrap_or(500);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            Err(f) => panic!("connect refused: {f}"),
+        }
+    }
+}
+
+async fn try_connect(url: &str, token: &str, scopes: &[&str]) -> Result<Ws, Value> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
@@ -53,8 +69,7 @@ async fn connect_with(url: &str, token: &str, scopes: &[&str]) -> Ws {
     loop {
         let f = next_json(&mut ws).await;
         if f["id"] == "c" {
-            assert_eq!(f["ok"], true, "connect refused: {f}");
-            return ws;
+            return if f["ok"] == true { Ok(ws) } else { Err(f) };
         }
     }
 }
