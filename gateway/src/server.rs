@@ -22,10 +22,12 @@ use crate::settings::GatewaySettings;
 
 /// Read buffer of one WebSocket (it grows for a large message and shrinks
 /// back as tungstenite consumes it).
-pub const WS_BUFFER_BYTES: usize = 4096;
+pub const WS_BUFFER_BYTES: usize = 2048;
 
-/// Most presence entries a `hello-ok` snapshot carries.
-pub const SNAPSHOT_PRESENCE_MAX: usize = 200;
+/// Most presence entries a `hello-ok` snapshot carries. The largest frame
+/// a socket ever sends sizes its write buffer for good (tungstenite keeps
+/// the capacity), so a big snapshot would cost every idle client its size.
+pub const SNAPSHOT_PRESENCE_MAX: usize = 16;
 
 /// Presence changes within this window go out as one `presence` event: a
 /// burst of N connects costs one list and one event per reader, not N.
