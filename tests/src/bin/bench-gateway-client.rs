@@ -190,12 +190,16 @@ async fn main() {
         health(&mut ws, 100 + i).await;
         rtt_us.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    // Connected one after the other first (a gateway may cap sockets that
+    // have not authenticated), then loaded all at once.
+    let mut sockets = Vec::new();
+    for _ in 0..conns {
+        sockets.push(connect(&url, &token).await);
+    }
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
-    for c in 0..conns {
-        let (url, token) = (url.clone(), token.clone());
+    for (c, mut ws) in (0u64..).zip(sockets) {
         tasks.push(tokio::spawn(async move {
-            let mut ws = connect(&url, &token).await;
             let mut done = 0u64;
             while Instant::now() < deadline {
                 health(&mut ws, c * 1_000_000 + done).await;
