@@ -44,13 +44,9 @@ impl Admission {
         }
     }
 
-    fn limits(&self) -> (usize, usize) {
-        self.limits
-    }
-
     /// A slot for a new connection from `ip`, or `None` past a cap.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<PreAuth> {
-        let (total, per_addr) = self.limits();
+        let (total, per_addr) = self.limits;
         let mut by_addr = self.by_addr.lock().ok()?;
         let mine = by_addr.entry(ip).or_default();
         if *mine >= per_addr || self.total.load(Ordering::Relaxed) >= total {

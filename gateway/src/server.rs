@@ -234,20 +234,21 @@ impl Gateway {
 
     /// The gateway's own presence entry followed by every client's.
     pub fn presence_list(&self) -> Vec<serde_json::Value> {
-        let mut list = vec![crate::methods::self_presence(self)];
-        if let Ok(p) = self.presence.lock() {
-            list.extend(p.values().cloned());
-        }
-        list
+        self.presence_up_to(usize::MAX)
     }
 
     /// The presence list of a `hello-ok` snapshot: the gateway and at most
     /// [`SNAPSHOT_PRESENCE_MAX`]` - 1` clients, so that a connect costs the
     /// same with ten clients or ten thousand (`system-presence` has them all).
     pub fn presence_snapshot(&self) -> Vec<serde_json::Value> {
+        self.presence_up_to(SNAPSHOT_PRESENCE_MAX - 1)
+    }
+
+    /// The gateway's own entry and at most `clients` clients' entries.
+    fn presence_up_to(&self, clients: usize) -> Vec<serde_json::Value> {
         let mut list = vec![crate::methods::self_presence(self)];
         if let Ok(p) = self.presence.lock() {
-            list.extend(p.values().take(SNAPSHOT_PRESENCE_MAX - 1).cloned());
+            list.extend(p.values().take(clients).cloned());
         }
         list
     }

@@ -8,11 +8,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn with_scopes(mut p: Value, scopes: &[&str]) -> Value {
-    p["scopes"] = json!(scopes);
-    p
-}
-
 async fn connect_as(gw: &TestGateway, params: Value) -> (Ws, Value) {
     let (mut ws, _) = gw.open().await;
     send(&mut ws, &connect_frame("1", params)).await;

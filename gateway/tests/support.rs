@@ -288,3 +288,9 @@ pub(crate) async fn stored_paired(gw: &TestGateway, want: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// `params` asking for `scopes`.
+pub(crate) fn with_scopes(mut p: Value, scopes: &[&str]) -> Value {
+    p["scopes"] = json!(scopes);
+    p
+}

@@ -291,7 +291,7 @@ async fn a_client_too_slow_for_the_event_stream_sees_a_seq_gap() {
         &mut ws,
         &connect_frame(
             "1",
-            with_scopes_for_test(cli_params(Some(TOKEN)), &["operator.read"]),
+            with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
         ),
     )
     .await;
@@ -312,9 +312,4 @@ async fn a_client_too_slow_for_the_event_stream_sees_a_seq_gap() {
             "no seq gap after {last} events"
         );
     }
-}
-
-fn with_scopes_for_test(mut p: serde_json::Value, scopes: &[&str]) -> serde_json::Value {
-    p["scopes"] = json!(scopes);
-    p
 }

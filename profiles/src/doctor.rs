@@ -226,17 +226,10 @@ pub fn scan_profiles(profiles: &[ProfilePaths]) -> Vec<ProfileFacts> {
 fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
     let config = config::load_config(&paths.config_path).map_err(|e| e.to_string());
     let cfg = config.as_ref().ok().and_then(|c| c.as_ref());
-    let port = config.as_ref().ok().and_then(|c| {
-        // `dev` serves on the port OpenClaw's CLI implies, whatever the config says.
-        ports::implied_port(&paths.profile).or_else(|| {
-            ports::resolve_gateway_port(
-                None,
-                &Default::default(),
-                c.as_ref().and_then(|c| c.gateway.port),
-            )
-            .ok()
-        })
-    });
+    let port = config
+        .as_ref()
+        .ok()
+        .map(|c| ports::profile_port(&paths.profile, c.as_ref().and_then(|c| c.gateway.port)));
     let lock_path = paths.state_lock_path();
     let (lock_holder, stale_lock) = match lock::inspect(&lock_path) {
         Ok(LockState::Held(o)) => (o.map(|o| o.pid), None),

@@ -153,6 +153,15 @@ pub fn implied_port(profile: &crate::ProfileName) -> Option<u16> {
     (profile.as_str() == "dev").then_some(DEV_PROFILE_PORT)
 }
 
+/// The port a profile's gateway serves on when a supervisor starts it with
+/// a clean environment: the port implied by its name ([`implied_port`]),
+/// else `gateway.port` from its config, else 18789.
+pub fn profile_port(profile: &crate::ProfileName, config: Option<u16>) -> u16 {
+    implied_port(profile)
+        .or(config)
+        .unwrap_or(DEFAULT_GATEWAY_PORT)
+}
+
 /// The port of profile `dev` (see [`implied_port`]).
 pub const DEV_PROFILE_PORT: u16 = 19001;
 

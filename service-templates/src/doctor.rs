@@ -179,15 +179,9 @@ fn ask(question: &str) -> bool {
 fn rewrite_service(native: &Native, p: &ProfileFacts, binary: &Path) -> Result<String, String> {
     let port = p.port.ok_or("the profile's config does not parse")?;
     let spec = spec_for(&p.paths, &native.home, binary, port);
-    let path =
-        native.service_path((!p.paths.profile.is_default()).then(|| p.paths.profile.as_str()));
-    openclaw_profiles::atomic::write_atomic(&path, native.render(&spec).as_bytes(), 0o644)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    if native.kind == Kind::Systemd {
-        let _ = std::process::Command::new("systemctl")
-            .args(["--user", "daemon-reload"])
-            .output();
-    }
+    let (path, _) = native
+        .rewrite(&spec)
+        .map_err(|e| format!("cannot rewrite the service of `{}`: {e}", p.paths.profile))?;
     Ok(format!("rewrote {}", path.display()))
 }
 

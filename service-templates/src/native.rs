@@ -122,6 +122,24 @@ impl Native {
     }
 
     /// What `install` would write, byte for byte.
+    /// Rewrites the installed service file of `spec` if it differs from what
+    /// would be rendered now (the manager reloads its units), without
+    /// starting anything. Returns the path, and whether it was rewritten.
+    pub fn rewrite(&self, spec: &ServiceSpec) -> std::io::Result<(PathBuf, bool)> {
+        let path = self.service_path(spec.profile.as_deref());
+        let rendered = self.render(spec);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(rendered.as_str()) {
+            return Ok((path, false));
+        }
+        openclaw_profiles::atomic::write_atomic(&path, rendered.as_bytes(), 0o644)?;
+        if self.kind == Kind::Systemd {
+            let _ = std::process::Command::new("systemctl")
+                .args(["--user", "daemon-reload"])
+                .output();
+        }
+        Ok((path, true))
+    }
+
     pub fn render(&self, spec: &ServiceSpec) -> String {
         match self.kind {
             Kind::Systemd => crate::render::systemd_unit(spec),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use openclaw_profiles::config;
 use openclaw_profiles::lock::{self, LockState, OwnerRecord};
-use openclaw_profiles::paths::{EnvSnapshot, ProfilePaths};
+use openclaw_profiles::paths::ProfilePaths;
 use openclaw_profiles::ports;
 
 use crate::supervision::{self, Record};
@@ -20,12 +20,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// on every call: a restart serves on the port configured now.
 pub fn configured_port(paths: &ProfilePaths) -> Result<u16, String> {
     let cfg = config::load_config(&paths.config_path).map_err(|e| e.to_string())?;
-    let mut env = EnvSnapshot::default();
-    if let Some(p) = ports::implied_port(&paths.profile) {
-        env.set(openclaw_profiles::contract::ENV_GATEWAY_PORT, p.to_string());
-    }
-    ports::resolve_gateway_port(None, &env, cfg.and_then(|c| c.gateway.port))
-        .map_err(|e| e.to_string())
+    Ok(ports::profile_port(
+        &paths.profile,
+        cfg.and_then(|c| c.gateway.port),
+    ))
 }
 
 /// Who holds a profile's state lock.
@@ -88,7 +86,14 @@ impl Facts {
 
 /// Gathers the facts about `paths` (probes `/healthz` when something runs).
 pub fn gather(paths: &ProfilePaths) -> Facts {
-    supervision::note_lost_keeper(paths);
+    let supervised = supervision::keeper_alive(paths);
+    let record = supervision::read_record(paths).map(|r| {
+        if supervised {
+            r
+        } else {
+            supervision::note_lost_keeper(paths, r)
+        }
+    });
     let holder = match lock::inspect(&paths.state_lock_path()) {
         Ok(LockState::Free) | Err(_) => Holder::None,
         Ok(LockState::Held(Some(o))) => Holder::Known(o),
@@ -97,8 +102,8 @@ pub fn gather(paths: &ProfilePaths) -> Facts {
     let mut facts = Facts {
         paths: paths.clone(),
         port: configured_port(paths),
-        supervised: supervision::keeper_alive(paths),
-        record: supervision::read_record(paths),
+        supervised,
+        record,
         holder,
         live: false,
     };

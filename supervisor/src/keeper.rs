@@ -71,7 +71,7 @@ struct Log(Arc<Mutex<RotatingLog>>);
 
 impl Log {
     fn say(&self, msg: &str) {
-        let line = format!("{} openclawctl: {msg}\n", utc_timestamp(now_ms()));
+        let line = log_line(now_ms(), msg);
         if let Ok(mut l) = self.0.lock() {
             let _ = l.write_record(line.as_bytes());
         }
@@ -116,6 +116,11 @@ fn drain_pumps(done: &mpsc::Receiver<()>, n: usize) {
             return;
         }
     }
+}
+
+/// One of openclawctl's own lines in a profile's log.
+pub fn log_line(ms: u64, msg: &str) -> String {
+    format!("{} openclawctl: {msg}\n", utc_timestamp(ms))
 }
 
 /// `2026-11-24T19:07:35.123Z` without a date crate.
@@ -274,15 +279,8 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
             Err(e) => return refuse(&mut rec, e),
         };
         if port != rec.port {
-            if !is_port_free(port) {
-                let who = port_owner(port).map_or_else(|| "another process".to_string(), describe);
-                return refuse(
-                    &mut rec,
-                    format!(
-                        "port {port} is in use by {who}; stop it or give the profile another port (gateway.port in {})",
-                        paths.config_path.display()
-                    ),
-                );
+            if let Err(why) = port_available(paths, port) {
+                return refuse(&mut rec, why);
             }
             log.say(&format!("gateway.port changed from {} to {port}", rec.port));
             rec.port = port;
@@ -542,14 +540,19 @@ fn preflight(paths: &ProfilePaths, port: u16, orphan: Option<u32>) -> Result<(),
         }
         None => {}
     }
-    if !is_port_free(port) {
-        let who = port_owner(port).map_or_else(|| "another process".to_string(), describe);
-        return Err(format!(
-            "port {port} is in use by {who}; stop it or give the profile another port (gateway.port in {})",
-            paths.config_path.display()
-        ));
+    port_available(paths, port)
+}
+
+/// Refuses a port someone else listens on, naming them.
+fn port_available(paths: &ProfilePaths, port: u16) -> Result<(), String> {
+    if is_port_free(port) {
+        return Ok(());
     }
-    Ok(())
+    let who = port_owner(port).map_or_else(|| "another process".to_string(), describe);
+    Err(format!(
+        "port {port} is in use by {who}; stop it or give the profile another port (gateway.port in {})",
+        paths.config_path.display()
+    ))
 }
 
 #[cfg(test)]

@@ -195,19 +195,7 @@ pub fn refresh(ctx: &Context, paths: &ProfilePaths) -> CmdResult {
                 .map_err(|e| fail("env file", e))?;
         }
     }
-    let path = native.service_path(service_profile(paths));
-    let rendered = native.render(&spec);
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(rendered.as_str()) {
-        openclaw_profiles::atomic::write_atomic(&path, rendered.as_bytes(), 0o644)
-            .map_err(|e| fail("unit", e))?;
-        if native.kind == openclaw_service_templates::native::Kind::Systemd {
-            let _ = std::process::Command::new("systemctl")
-                .args(["--user", "daemon-reload"])
-                .env_clear()
-                .envs(ctx.env.iter())
-                .output();
-        }
-    }
+    native.rewrite(&spec).map_err(|e| fail("unit", e))?;
     Ok(())
 }
 

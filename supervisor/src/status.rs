@@ -260,34 +260,32 @@ fn add_resources(rows: &mut [StatusRow]) {
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
     sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
     let procs = sys.processes();
-    let descends_from = |mut pid: Pid, root: Pid| {
+    // Each process counts for the row of its nearest gateway ancestor: one
+    // walk up per process, whatever the number of rows.
+    let roots: std::collections::HashMap<Pid, usize> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((Pid::from_u32(r.pid?), i)))
+        .filter(|(pid, _)| procs.contains_key(pid))
+        .collect();
+    let mut sums = vec![(0.0f32, 0u64); rows.len()];
+    for (pid, p) in procs {
+        let mut at = *pid;
         for _ in 0..64 {
-            if pid == root {
-                return true;
+            if let Some(&i) = roots.get(&at) {
+                sums[i].0 += p.cpu_usage();
+                sums[i].1 += p.memory();
+                break;
             }
-            match procs.get(&pid).and_then(|p| p.parent()) {
-                Some(parent) => pid = parent,
-                None => return false,
-            }
-        }
-        false
-    };
-    for r in rows.iter_mut() {
-        let Some(root) = r.pid.map(Pid::from_u32) else {
-            continue;
-        };
-        if !procs.contains_key(&root) {
-            continue;
-        }
-        let (mut cpu, mut mem) = (0.0f32, 0u64);
-        for (pid, p) in procs {
-            if descends_from(*pid, root) {
-                cpu += p.cpu_usage();
-                mem += p.memory();
+            match procs.get(&at).and_then(|q| q.parent()) {
+                Some(parent) => at = parent,
+                None => break,
             }
         }
-        r.cpu_percent = Some((cpu * 10.0).round() / 10.0);
-        r.memory_bytes = Some(mem);
+    }
+    for &i in roots.values() {
+        rows[i].cpu_percent = Some((sums[i].0 * 10.0).round() / 10.0);
+        rows[i].memory_bytes = Some(sums[i].1);
     }
 }
 

@@ -164,19 +164,16 @@ pub fn take_stop_grace(paths: &ProfilePaths) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis(ms))
 }
 
-/// Notices a keeper that died without recording it (kill -9, a crash):
-/// its record still says starting/running/backoff but no keeper holds the
-/// lock. The record then says `stopped`, with last exit `keeper killed`,
-/// and the profile's log says what happened; returns true when it did so.
-pub fn note_lost_keeper(paths: &ProfilePaths) -> bool {
-    let Some(mut rec) = read_record(paths) else {
-        return false;
-    };
+/// Given the record of a profile no keeper supervises, notices a keeper
+/// that died without recording it (kill -9, a crash): the record still says
+/// starting/running/backoff. It then says `stopped`, with last exit `keeper
+/// killed`, on disk and in the returned record, and the profile's log says
+/// what happened.
+pub fn note_lost_keeper(paths: &ProfilePaths, mut rec: Record) -> Record {
     if !matches!(rec.state, State::Starting | State::Running | State::Backoff)
         || openclaw_profiles::process::pid_alive(rec.keeper_pid)
-        || keeper_alive(paths)
     {
-        return false;
+        return rec;
     }
     let now = openclaw_profiles::lock::now_ms();
     let why = format!(
@@ -197,13 +194,12 @@ pub fn note_lost_keeper(paths: &ProfilePaths) -> bool {
     rec.last_error = Some(why.clone());
     rec.updated_at = now;
     let _ = write_record(paths, &rec);
-    let line = format!("{} openclawctl: {why}\n", crate::keeper::utc_timestamp(now));
     let log = crate::launch::log_path(paths);
     if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
         use std::io::Write;
-        let _ = f.write_all(line.as_bytes());
+        let _ = f.write_all(crate::keeper::log_line(now, &why).as_bytes());
     }
-    true
+    rec
 }
 
 /// True if a keeper holds the profile's keeper lock.
