@@ -21,6 +21,7 @@ pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
     "axum::extract::ws",
 ];
 
+pub mod agent;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -32,6 +33,7 @@ pub mod methods;
 pub mod ops;
 pub mod output;
 pub mod pairing;
+pub mod persist;
 pub mod protocol;
 pub mod proxy;
 pub mod scopes;

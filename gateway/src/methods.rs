@@ -12,8 +12,16 @@ use crate::protocol::{ErrorShape, now_ms};
 use crate::scopes::{self, ADMIN};
 use crate::server::Gateway;
 
-/// Methods advertised in `hello-ok.features.methods`.
-pub const METHODS: &[&str] = &[
+/// Methods advertised in `hello-ok.features.methods`: the control plane's
+/// and the agent runtime's.
+pub static METHODS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| [CONTROL_METHODS, crate::agent::methods::METHODS].concat());
+/// Events advertised in `hello-ok.features.events`.
+pub static EVENTS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| [CONTROL_EVENTS, crate::agent::methods::EVENTS].concat());
+
+/// The control plane's methods.
+const CONTROL_METHODS: &[&str] = &[
     "health",
     "status",
     "system-presence",
@@ -30,8 +38,8 @@ pub const METHODS: &[&str] = &[
     "node.pair.approve",
     "node.pair.reject",
 ];
-/// Events advertised in `hello-ok.features.events`.
-pub const EVENTS: &[&str] = &[
+/// The control plane's events.
+const CONTROL_EVENTS: &[&str] = &[
     "connect.challenge",
     "tick",
     "presence",
@@ -54,6 +62,20 @@ pub struct Caller {
     /// Who calls (`device:<id>` across reconnects, else `conn:<connId>`):
     /// idempotency answers replay to this caller only.
     pub identity: String,
+    /// The socket's outbound queue (events and later answers); `None` for
+    /// callers without a socket.
+    pub outbound: Option<crate::ws::Outbound>,
+}
+
+/// How a method answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// A `res` now.
+    Now(Result<Value, ErrorShape>),
+    /// A ready `res` frame now (a replayed final answer).
+    Frame(String),
+    /// The handler sends the `res` through the socket's outbound queue later.
+    Later,
 }
 
 impl Caller {
@@ -105,6 +127,46 @@ impl Dedupe {
 /// Authorizes and runs `method`, replaying answers to repeated
 /// idempotency keys of side-effecting methods.
 pub fn dispatch(
+    gw: &std::sync::Arc<Gateway>,
+    caller: &Caller,
+    id: &str,
+    method: &str,
+    params: Option<&Value>,
+) -> Reply {
+    if crate::agent::methods::METHODS.contains(&method) {
+        if let Err(e) = authorize(caller, method) {
+            return Reply::Now(Err(e));
+        }
+        let empty = json!({});
+        let params = params.filter(|p| !p.is_null()).unwrap_or(&empty);
+        if !params.is_object() {
+            return Reply::Now(Err(ErrorShape::invalid(format!(
+                "invalid {method} params: must be an object"
+            ))));
+        }
+        return crate::agent::methods::dispatch(gw, caller, id, method, params);
+    }
+    Reply::Now(dispatch_control(gw, caller, method, params))
+}
+
+/// Role and scope checks for an advertised method.
+fn authorize(caller: &Caller, method: &str) -> Result<(), ErrorShape> {
+    if method != "health" && caller.role == "node" {
+        return Err(ErrorShape::invalid(format!(
+            "unauthorized role: {}",
+            caller.role
+        )));
+    }
+    if let Some(needed) = scopes::method_scope(method)
+        && !scopes::satisfies(&caller.scopes, needed)
+    {
+        return Err(scopes::forbidden(needed));
+    }
+    Ok(())
+}
+
+/// The control plane's methods, with idempotency-key replay.
+fn dispatch_control(
     gw: &Gateway,
     caller: &Caller,
     method: &str,
@@ -138,18 +200,8 @@ fn dispatch_once(
     method: &str,
     params: Option<&Value>,
 ) -> Result<Value, ErrorShape> {
-    let known = METHODS.contains(&method);
-    if known && method != "health" && caller.role == "node" {
-        return Err(ErrorShape::invalid(format!(
-            "unauthorized role: {}",
-            caller.role
-        )));
-    }
-    if known
-        && let Some(needed) = scopes::method_scope(method)
-        && !scopes::satisfies(&caller.scopes, needed)
-    {
-        return Err(scopes::forbidden(needed));
+    if METHODS.contains(&method) {
+        authorize(caller, method)?;
     }
     let empty = json!({});
     let params = params.filter(|p| !p.is_null()).unwrap_or(&empty);
@@ -169,19 +221,37 @@ fn dispatch_once(
 }
 
 fn sessions_path(gw: &Gateway) -> String {
-    gw.settings
-        .paths
-        .state_dir
-        .join("agents/main/sessions/sessions.json")
+    gw.agent
+        .sessions
+        .lock()
+        .map(|s| s.index_path(gw.agent.default_agent()))
+        .unwrap_or_default()
         .to_string_lossy()
         .into_owned()
 }
 
-/// The `health` answer (HealthSnapshot, spec §8.1): the channels this
-/// gateway has configured; the agent runtime keeps no sessions yet.
+/// `{path, count, recent}` of the session store: the ten newest sessions.
+fn sessions_summary(gw: &Gateway, path: String) -> Value {
+    let rows = gw
+        .agent
+        .sessions
+        .lock()
+        .map(|s| s.list(None))
+        .unwrap_or_default();
+    let now = now_ms();
+    let recent: Vec<Value> = rows
+        .iter()
+        .take(10)
+        .map(|(_, k, e)| json!({"key": k, "updatedAt": e.updated_at, "age": now.saturating_sub(e.updated_at)}))
+        .collect();
+    json!({"path": path, "count": rows.len(), "recent": recent})
+}
+
+/// The `health` answer (HealthSnapshot, spec §8.1): channels this gateway
+/// has configured and the session store.
 pub fn health_snapshot(gw: &Gateway) -> Value {
     let started = now_ms();
-    let sessions = json!({"path": sessions_path(gw), "count": 0, "recent": []});
+    let sessions = sessions_summary(gw, sessions_path(gw));
     let (order, labels, channels) = configured_channels(gw);
     json!({
         "ok": true,
@@ -284,6 +354,23 @@ fn status_summary(gw: &Gateway, caller: &Caller, params: &Value) -> Value {
             .collect::<serde_json::Map<_, _>>()
             .into()
     };
+    // Agent runs since start (`tasks`): every run is a turn of this
+    // gateway's own runtime (none of OpenClaw's subagent, acp, cli or cron
+    // runtimes exist here, so `byRuntime` stays empty of counts).
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &gw.agent.counters;
+    let queued = c.queued.load(Relaxed);
+    let active = gw.agent.active_runs() as u64;
+    let running = active.saturating_sub(queued);
+    let (ok, failed, timed_out, cancelled) = (
+        c.succeeded.load(Relaxed),
+        c.failed.load(Relaxed),
+        c.timed_out.load(Relaxed),
+        c.cancelled.load(Relaxed),
+    );
+    let terminal = ok + failed + timed_out + cancelled;
+    let summary = sessions_summary(gw, path.clone());
+    let defaults = crate::agent::defaults(gw);
     let mut v = json!({
         "runtimeVersion": crate::VERSION,
         "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": false, "every": "disabled", "everyMs": null}]},
@@ -291,8 +378,9 @@ fn status_summary(gw: &Gateway, caller: &Caller, params: &Value) -> Value {
         "queuedSystemEvents": [],
         "degradedSecretOwners": [],
         "tasks": {
-            "total": 0, "active": 0, "terminal": 0, "failures": 0,
-            "byStatus": zeros(&["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "lost"]),
+            "total": c.accepted.load(Relaxed), "active": active, "terminal": terminal, "failures": failed + timed_out,
+            "byStatus": {"queued": queued, "running": running, "succeeded": ok, "failed": failed,
+                         "timed_out": timed_out, "cancelled": cancelled, "lost": 0},
             "byRuntime": zeros(&["subagent", "acp", "cli", "cron"]),
         },
         "taskAudit": {
@@ -300,8 +388,9 @@ fn status_summary(gw: &Gateway, caller: &Caller, params: &Value) -> Value {
             "byCode": zeros(&["stale_queued", "stale_running", "lost", "delivery_failed", "missing_cleanup", "inconsistent_timestamps"]),
         },
         "sessions": {
-            "paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [],
-            "byAgent": [{"agentId": "main", "path": path, "count": 0, "recent": []}],
+            "paths": [path], "count": summary["count"], "defaults": {"model": defaults["model"], "contextTokens": defaults["contextTokens"]},
+            "recent": summary["recent"],
+            "byAgent": [{"agentId": gw.agent.default_agent(), "path": path, "count": summary["count"], "recent": summary["recent"]}],
         },
         "pid": std::process::id(),
         "uptimeMs": gw.uptime_ms(),

@@ -119,95 +119,15 @@ pub struct Store {
     pub paired: BTreeMap<String, Paired>,
     /// The writer thread, once attached: saves leave the lock (and the async
     /// runtime) at once, and the thread writes the newest snapshot.
-    writer: Option<Writer>,
+    writer: Option<crate::persist::Writer>,
 }
 
-/// One thread that writes store snapshots (the newest wins) with fsync,
-/// off the async runtime; dropping it waits for the last write.
-#[derive(Debug)]
-struct Writer {
-    tx: Option<std::sync::mpsc::Sender<Snapshot>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Serialized `pending.json` and `paired.json`.
-type Snapshot = (PathBuf, Vec<u8>, Vec<u8>);
-
-fn write_snapshot((dir, pending, paired): &Snapshot) -> std::io::Result<()> {
-    openclaw_profiles::atomic::create_private_dir(dir)?;
-    openclaw_profiles::atomic::write_atomic(&dir.join("pending.json"), pending, 0o600)?;
-    openclaw_profiles::atomic::write_atomic(&dir.join("paired.json"), paired, 0o600)
-}
-
-impl Writer {
-    fn spawn() -> Option<Self> {
-        let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
-        let thread = std::thread::Builder::new()
-            .name("device-store".into())
-            .spawn(move || {
-                while let Ok(mut snap) = rx.recv() {
-                    // Coalesce: only the newest of what queued up matters.
-                    while let Ok(newer) = rx.try_recv() {
-                        snap = newer;
-                    }
-                    if let Err(e) = write_snapshot(&snap) {
-                        tracing::error!(dir = %snap.0.display(), error = %e, "cannot save the device store");
-                    }
-                }
-            })
-            .ok()?;
-        Some(Self {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Reads one store file. A file that cannot be read or parsed is never
-/// overwritten in silence: it is moved aside to `<file>.corrupt-<ms>` (what
-/// `doctor` reports as `state-file-invalid`), loudly logged, and the store
-/// starts empty.
 fn read_map<T: for<'de> Deserialize<'de>>(path: &Path) -> BTreeMap<String, T> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
-        Err(e) => return move_aside(path, &e.to_string()),
-    };
-    match serde_json::from_str(&text) {
-        Ok(m) => m,
-        Err(e) => move_aside(path, &e.to_string()),
-    }
-}
-
-fn move_aside<T>(path: &Path, why: &str) -> BTreeMap<String, T> {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(format!(
-        "{}{}",
-        openclaw_profiles::contract::CORRUPT_SUFFIX,
-        now_ms()
-    ));
-    let aside = std::path::PathBuf::from(aside);
-    match std::fs::rename(path, &aside) {
-        Ok(()) => tracing::error!(
-            file = %path.display(),
-            moved_to = %aside.display(),
-            "cannot read the device store ({why}); moved it aside and started with an empty one: devices paired before must pair again unless the file is restored (see `openclaw doctor`)"
-        ),
-        Err(e) => tracing::error!(
-            file = %path.display(),
-            "cannot read the device store ({why}) and cannot move it aside ({e})"
-        ),
-    }
-    BTreeMap::new()
+    crate::persist::read_map(
+        path,
+        "device store",
+        "devices paired before must pair again unless the file is restored",
+    )
 }
 
 /// A new pairing code.
@@ -238,7 +158,7 @@ impl Store {
 
     /// Saves from now on through a writer thread (the gateway's store).
     pub fn with_writer(mut self) -> Self {
-        self.writer = Writer::spawn();
+        self.writer = crate::persist::Writer::spawn("device-store");
         self
     }
 
@@ -248,13 +168,11 @@ impl Store {
     pub fn save(&self) -> std::io::Result<()> {
         let pending = serde_json::to_vec_pretty(&self.pending).expect("pending serializes");
         let paired = serde_json::to_vec_pretty(&self.paired).expect("paired serializes");
-        let snap = (self.dir.clone(), pending, paired);
-        match self.writer.as_ref().and_then(|w| w.tx.as_ref()) {
-            Some(tx) => tx
-                .send(snap)
-                .map_err(|_| std::io::Error::other("the device store writer stopped")),
-            None => write_snapshot(&snap),
-        }
+        let snap = vec![
+            (self.dir.join("pending.json"), pending),
+            (self.dir.join("paired.json"), paired),
+        ];
+        crate::persist::save(self.writer.as_ref(), snap)
     }
 
     /// Drops pending requests older than the TTL.

@@ -70,7 +70,8 @@ impl ErrorShape {
         self
     }
 
-    fn to_json(&self) -> Value {
+    /// The `error` object.
+    pub fn to_json(&self) -> Value {
         let mut e = json!({"code": self.code, "message": self.message});
         if let Some(d) = &self.details {
             e["details"] = d.clone();

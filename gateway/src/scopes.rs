@@ -27,6 +27,9 @@ pub fn method_scope(method: &str) -> Option<&'static str> {
             Some(PAIRING)
         }
         m if m.starts_with("config.") && m != "config.get" => Some(ADMIN),
+        "sessions.delete" => Some(ADMIN),
+        "chat.send" | "chat.abort" | "agent" | "agent.wait" | "sessions.create"
+        | "sessions.reset" | "sessions.patch" => Some(WRITE),
         _ => Some(READ),
     }
 }

@@ -85,6 +85,8 @@ pub struct Gateway {
     pub admission: Arc<crate::listener::Admission>,
     /// Replay cache of idempotency keys.
     pub dedupe: std::sync::Mutex<crate::methods::Dedupe>,
+    /// The agent runtime: runs, sessions, providers.
+    pub agent: crate::agent::Runtime,
 }
 
 /// The gateway's timers and pre-auth caps.
@@ -164,6 +166,7 @@ impl Gateway {
             .unwrap_or_else(|| "gateway".to_string());
         let state_instance = openclaw_profiles::contract::instance_id(&settings.paths.state_dir);
         Arc::new(Self {
+            agent: crate::agent::Runtime::new(&settings.paths.state_dir, &settings.config.raw),
             pairing: std::sync::Mutex::new(
                 crate::pairing::Store::load(&settings.paths.state_dir).with_writer(),
             ),

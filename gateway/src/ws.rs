@@ -30,6 +30,63 @@ const LAST_SEEN_EVERY_MS: u64 = 60_000;
 /// Interval of server WS pings after auth (the pong window).
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(25);
 
+/// Events and answers queued for one socket beyond what the socket's own
+/// loop produces (agent runs, late answers). Bounded: an event that does
+/// not fit is dropped and counted, and the socket's next frame `seq`
+/// jumps by what it missed, as with a lagging broadcast.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    conn_id: Arc<str>,
+    tx: tokio::sync::mpsc::Sender<Out>,
+    missed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// One queued item.
+#[derive(Debug)]
+pub enum Out {
+    /// An event (the socket checks its scope and adds its `seq`).
+    Event(&'static str, Arc<str>),
+    /// A ready `res` frame.
+    Frame(String),
+}
+
+/// Items a socket's outbound queue holds.
+pub const OUTBOUND_QUEUE: usize = 1024;
+
+impl Outbound {
+    /// A queue for connection `conn_id`, and its receiving end.
+    pub fn new(conn_id: &str) -> (Self, tokio::sync::mpsc::Receiver<Out>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
+        let out = Self {
+            conn_id: conn_id.into(),
+            tx,
+            missed: Default::default(),
+        };
+        (out, rx)
+    }
+
+    /// The connection id.
+    pub fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    /// Queues an event; a full queue drops it (counted as missed).
+    pub fn event(&self, event: &'static str, payload: Arc<str>) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) =
+            self.tx.try_send(Out::Event(event, payload))
+        {
+            self.missed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Queues an answer, waiting for room (answers are never dropped while
+    /// the socket lives).
+    pub async fn frame(&self, frame: String) {
+        let _ = self.tx.send(Out::Frame(frame)).await;
+    }
+}
+
 /// What the handshake settled for this socket.
 #[derive(Debug)]
 struct Session {
@@ -457,6 +514,7 @@ async fn finish(
             scopes,
             conn_id,
             identity,
+            outbound: None,
         },
         device_id,
     })
@@ -541,7 +599,7 @@ fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value
         "type": "hello-ok",
         "protocol": PROTOCOL_VERSION,
         "server": {"version": crate::VERSION, "connId": conn_id},
-        "features": {"methods": METHODS, "events": EVENTS},
+        "features": {"methods": &*METHODS, "events": &*EVENTS},
         "snapshot": {
             "presence": gw.presence_snapshot(),
             "health": {},
@@ -590,7 +648,10 @@ fn event_allowed(caller: &Caller, event: &str) -> bool {
 }
 
 async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
-    let caller = session.caller;
+    let mut caller = session.caller;
+    let (outbound, mut queued) = Outbound::new(&caller.conn_id);
+    let missed = outbound.missed.clone();
+    caller.outbound = Some(outbound);
     let mut events = gw.events.subscribe();
     let mut seq: u64 = 0;
     let period = gw.tick_interval;
@@ -625,6 +686,19 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                     break;
                 }
             }
+            Some(item) = queued.recv() => {
+                let frame = match item {
+                    Out::Event(event, payload) if event_allowed(&caller, event) => {
+                        seq += 1 + missed.swap(0, std::sync::atomic::Ordering::Relaxed);
+                        spliced_event(event, &payload, seq, None)
+                    }
+                    Out::Event(..) => continue,
+                    Out::Frame(f) => f,
+                };
+                if socket.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
             ev = events.recv() => match ev {
                 Ok(b) if event_allowed(&caller, b.event) => {
                     seq += 1;
@@ -646,9 +720,16 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = match RequestFrame::parse(&text) {
-                        Ok(req) => match methods::dispatch(&gw, &caller, &req.method, req.params.as_ref()) {
-                            Ok(payload) => ok_frame(&req.id, payload),
-                            Err(e) => err_frame(&req.id, &e),
+                        Ok(req) => match methods::dispatch(&gw, &caller, &req.id, &req.method, req.params.as_ref()) {
+                            methods::Reply::Now(Ok(payload)) => ok_frame(&req.id, payload),
+                            methods::Reply::Now(Err(e)) => err_frame(&req.id, &e),
+                            methods::Reply::Frame(f) => {
+                                if socket.send(Message::Text(f.into())).await.is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                            methods::Reply::Later => continue,
                         },
                         Err(detail) => match protocol::salvage_id(&text) {
                             Some(id) => err_frame(&id, &ErrorShape::invalid(format!("invalid request frame: {detail}"))),
@@ -673,5 +754,6 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
         }
     }
     gw.set_presence(&caller.conn_id, None);
+    gw.agent.unsubscribe(&caller.conn_id);
     tracing::debug!(conn_id = %caller.conn_id, device = ?session.device_id, "client disconnected");
 }

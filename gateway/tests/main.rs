@@ -2,6 +2,7 @@
 //! against an in-process server bound to 127.0.0.1:0 ([`ws`], [`http`]),
 //! and the `openclaw` binary's start-up guard and exit codes ([`binary`]).
 
+mod agent;
 mod binary;
 mod control;
 mod http;

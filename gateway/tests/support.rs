@@ -78,7 +78,52 @@ impl TestGateway {
         seed: impl FnOnce(&std::path::Path),
         trusted: Vec<openclaw_gateway::proxy::Cidr>,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            auth,
+            timers,
+            seed,
+            trusted,
+            Value::Null,
+        )
+        .await
+    }
+
+    /// A token gateway whose config (`openclaw.json` as JSON) is `raw`.
+    pub(crate) async fn with_config(raw: Value) -> Self {
+        Self::in_dir(tempfile::tempdir().unwrap(), raw).await
+    }
+
+    /// A token gateway with config `raw` on the state dir under `dir` (a
+    /// second gateway on the same dir sees what the first left).
+    pub(crate) async fn in_dir(dir: tempfile::TempDir, raw: Value) -> Self {
+        let loopback = openclaw_gateway::proxy::Cidr::parse("127.0.0.0/8").unwrap();
+        Self::start_in(
+            dir,
+            Auth::Token(Secret::new(TOKEN)),
+            Timers::default(),
+            |_| {},
+            vec![loopback],
+            raw,
+        )
+        .await
+    }
+
+    /// Stops the gateway and hands back its directory.
+    pub(crate) async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        self._dir
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        auth: Auth,
+        timers: Timers,
+        seed: impl FnOnce(&std::path::Path),
+        trusted: Vec<openclaw_gateway::proxy::Cidr>,
+        raw: Value,
+    ) -> Self {
         let state_dir = dir.path().join("state");
         std::fs::create_dir_all(&state_dir).unwrap();
         seed(&state_dir);
@@ -91,7 +136,10 @@ impl TestGateway {
             port: 0,
             bind_addr: "127.0.0.1".parse().unwrap(),
             auth,
-            config: Default::default(),
+            config: openclaw_profiles::config::OpenClawConfig {
+                raw,
+                ..Default::default()
+            },
             trusted_proxies: trusted,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -19,7 +19,7 @@ async fn cli_handshake_gets_a_schema_valid_hello_ok() {
     assert_eq!(hello["snapshot"]["authMode"], "token");
     assert_eq!(
         hello["features"]["methods"],
-        json!(openclaw_gateway::methods::METHODS)
+        json!(*openclaw_gateway::methods::METHODS)
     );
     assert!(
         hello["server"]["version"]
