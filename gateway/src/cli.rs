@@ -78,6 +78,10 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Run an agent turn through the gateway and print the reply.
+    Agent(AgentArgs),
+    /// Conversation sessions of the gateway's agents (`list` by default).
+    Sessions(SessionsArgs),
     /// Chat channels.
     Channels {
         /// What to do.
@@ -130,22 +134,22 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// Gateway WebSocket URL (then --token is required); else OPENCLAW_GATEWAY_URL, else this profile's gateway.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub url: Option<String>,
     /// Gateway token.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub token: Option<Secret>,
     /// Gateway password (instead of a token).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub password: Option<Secret>,
     /// This profile's gateway on another local port.
-    #[arg(long, conflicts_with = "url")]
+    #[arg(long, global = true, conflicts_with = "url")]
     pub port: Option<u16>,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     /// Milliseconds connecting, and each call, may take (default 30000).
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
 }
 
@@ -161,6 +165,98 @@ impl ConnArgs {
             timeout: self.timeout.map(std::time::Duration::from_millis),
         }
     }
+}
+
+/// `openclaw agent`: the real CLI's flags for a gateway turn.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Message body for the agent.
+    #[arg(short, long, required_unless_present = "message_file")]
+    pub message: Option<String>,
+    /// Read the message body from a UTF-8 file (max 4 MiB).
+    #[arg(long, value_name = "PATH", conflicts_with = "message")]
+    pub message_file: Option<std::path::PathBuf>,
+    /// Agent id (default: the gateway's default agent).
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Session key (`agent:<id>:<key>`, or scoped to --agent); default: the agent's main session.
+    #[arg(long, visible_alias = "session", value_name = "KEY")]
+    pub session_key: Option<String>,
+    /// An existing session by its session id.
+    #[arg(long, value_name = "ID", conflicts_with = "session_key")]
+    pub session_id: Option<String>,
+    /// Model override for this run (`provider/model`).
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// Thinking level for this run.
+    #[arg(long, value_name = "LEVEL")]
+    pub thinking: Option<String>,
+    /// Seconds the run may take (default 600 or agents.defaults.timeoutSeconds).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Print the final answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Gateway WebSocket URL (then --token is required); else OPENCLAW_GATEWAY_URL, else this profile's gateway.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Gateway token.
+    #[arg(long)]
+    pub token: Option<Secret>,
+    /// Gateway password (instead of a token).
+    #[arg(long)]
+    pub password: Option<Secret>,
+    /// This profile's gateway on another local port.
+    #[arg(long, conflicts_with = "url")]
+    pub port: Option<u16>,
+}
+
+/// `openclaw sessions ...`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionsArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub command: Option<SessionsCommand>,
+    /// Agent whose sessions to list (default: the default agent).
+    #[arg(long, value_name = "ID", global = true)]
+    pub agent: Option<String>,
+    /// Every agent's sessions.
+    #[arg(long, global = true)]
+    pub all_agents: bool,
+    /// Only sessions updated within the past N minutes.
+    #[arg(long, value_name = "MINUTES", global = true)]
+    pub active: Option<u64>,
+    /// Most sessions (or messages, for `show`) to print: a number or `all` (default 100).
+    #[arg(long, value_name = "COUNT", global = true)]
+    pub limit: Option<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `openclaw sessions <command>`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SessionsCommand {
+    /// List stored conversation sessions (the default).
+    List,
+    /// A session's history.
+    Show {
+        /// Session key (`main`, `agent:<id>:<key>`).
+        key: String,
+    },
+    /// Start a fresh transcript behind a session key (the old one stays on disk).
+    Reset {
+        /// Session key.
+        key: String,
+    },
+    /// Delete a session from the index (`--transcript`: its transcript file too).
+    Delete {
+        /// Session key.
+        key: String,
+        /// Also delete the transcript.
+        #[arg(long)]
+        transcript: bool,
+    },
 }
 
 /// `openclaw channels ...`.
@@ -206,7 +302,7 @@ pub enum GatewayCommand {
         #[arg(long)]
         params: Option<String>,
         /// Wait for the final answer of a method that acknowledges first
-        /// (every method here answers once: that answer is final).
+        /// (`agent`: its `accepted` ack is skipped).
         #[arg(long)]
         expect_final: bool,
         /// Connection.

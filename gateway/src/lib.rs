@@ -22,6 +22,7 @@ pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
 ];
 
 pub mod agent;
+pub mod agent_ops;
 pub mod auth;
 pub mod cli;
 pub mod client;

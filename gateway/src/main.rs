@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Parser;
 use openclaw_gateway::cli::{ChannelsCommand, Cli, Command, GatewayCommand};
 use openclaw_gateway::settings::{self, GatewayFlags};
-use openclaw_gateway::{Gateway, StartError, guard, ops, service};
+use openclaw_gateway::{Gateway, StartError, agent_ops, guard, ops, service};
 use openclaw_profiles::ProfileName;
 use openclaw_profiles::contract::ENV_LIFELINE;
 use openclaw_profiles::paths::{EnvSnapshot, apply_cli_profile_env};
@@ -97,6 +97,8 @@ fn main() -> ExitCode {
             &action,
             request_id.as_deref(),
         )),
+        Command::Agent(args) => ExitCode::from(agent_ops::agent(&env, &args)),
+        Command::Sessions(args) => ExitCode::from(agent_ops::sessions(&env, &args)),
         Command::Pairing { action, args, conn } => {
             ExitCode::from(ops::pairing(&env, &conn.to_conn(), &action, &args))
         }
@@ -114,7 +116,7 @@ fn main() -> ExitCode {
                 Some(GatewayCommand::Call {
                     method,
                     params,
-                    expect_final: _,
+                    expect_final,
                     conn,
                 }) => {
                     return ExitCode::from(ops::call(
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
                         &conn.to_conn(),
                         &method,
                         params.as_deref(),
+                        expect_final,
                     ));
                 }
                 Some(GatewayCommand::Probe(conn)) => {

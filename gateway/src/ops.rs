@@ -35,11 +35,11 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn fail(conn: &Conn, e: &CallError) -> u8 {
+pub(crate) fn fail(conn: &Conn, e: &CallError) -> u8 {
     if conn.json {
         print_json(&e.to_json());
     }
@@ -75,7 +75,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Connects as `who` with `scopes`, runs `f`, closes.
-fn with_client<T>(
+pub(crate) fn with_client<T>(
     env: &EnvSnapshot,
     conn: &Conn,
     who: As,
@@ -108,8 +108,16 @@ fn scopes_for(method: &str) -> Vec<&'static str> {
     }
 }
 
-/// `openclaw gateway call <method> [--params JSON]`.
-pub fn call(env: &EnvSnapshot, conn: &Conn, method: &str, params: Option<&str>) -> u8 {
+/// `openclaw gateway call <method> [--params JSON] [--expect-final]`: with
+/// `--expect-final`, an `accepted` ack is skipped and the final answer
+/// printed (`agent`).
+pub fn call(
+    env: &EnvSnapshot,
+    conn: &Conn,
+    method: &str,
+    params: Option<&str>,
+    expect_final: bool,
+) -> u8 {
     let params: Value = match params.map(serde_json::from_str).transpose() {
         Ok(p) => p.unwrap_or(json!({})),
         Err(e) => {
@@ -118,7 +126,11 @@ pub fn call(env: &EnvSnapshot, conn: &Conn, method: &str, params: Option<&str>) 
         }
     };
     match with_client(env, conn, CLI, &scopes_for(method), async |c| {
-        c.request(method, params).await
+        if expect_final {
+            c.request_final(method, params).await
+        } else {
+            c.request(method, params).await
+        }
     }) {
         Ok(v) => {
             print_json(&v);

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::skeleton::{create_and_start, ok};
 
 /// Panics unless this process can only reach loopback.
-fn assert_offline() {
+pub(crate) fn assert_offline() {
     // /proc/self/net follows this process's network namespace (sysfs does not).
     let dev = std::fs::read_to_string("/proc/self/net/dev").expect("read /proc/self/net/dev");
     let ifaces: Vec<String> = dev
@@ -33,7 +33,7 @@ fn real_cli(home: &TestHome, args: &[&str]) -> Output {
 }
 
 /// The same, with extra environment (e.g. `OPENCLAW_GATEWAY_URL`).
-fn real_cli_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn real_cli_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
     assert_offline();
     let cli_home = home.path().join("cli");
     let state = cli_home.join("state");
@@ -48,7 +48,7 @@ fn real_cli_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output 
         .expect("run the real OpenClaw CLI")
 }
 
-fn token_of(home: &TestHome, name: &str) -> String {
+pub(crate) fn token_of(home: &TestHome, name: &str) -> String {
     let cfg = openclaw_profiles::config::load_config(&home.state_dir(name).join("openclaw.json"))
         .unwrap()
         .unwrap();

@@ -2,6 +2,7 @@
 //! binaries (built beforehand with `cargo build --workspace --bins`), and
 //! the real OpenClaw CLI as a client of our gateway ([`interop`]).
 
+mod agent;
 mod doctor;
 mod interop;
 mod real_use;

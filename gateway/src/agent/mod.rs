@@ -38,6 +38,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The system message of every turn.
 pub const SYSTEM_PROMPT: &str = "You are a personal assistant running inside OpenClaw.";
 
+/// Pause between a `chat.send` ack and the run's first event. The real TUI
+/// (2026.9.6) drops a run it reads in the same network read as its ack
+/// (its send continuation runs after those events): its reply only shows
+/// after a history reload and the session stays "busy". OpenClaw's gateway
+/// never hits this (its first event comes a second after the ack); a local
+/// backend answering at once would.
+pub const ACK_GAP: Duration = Duration::from_millis(20);
+
 /// Which method started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -470,6 +478,10 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
         .lock()
         .map(|mut l| l.entry(run.key.full.clone()).or_default().clone())
         .unwrap_or_default();
+    if run.kind == Kind::Chat {
+        // The ack must reach the client on its own (see ACK_GAP).
+        tokio::time::sleep(ACK_GAP).await;
+    }
     rt.counters.queued.fetch_add(1, Relaxed);
     let turn = tokio::select! {
         g = lane.clone().lock_owned() => Some(g),
