@@ -41,6 +41,7 @@ pub mod scopes;
 pub mod server;
 pub mod service;
 pub mod settings;
+pub mod webchat;
 pub mod ws;
 
 pub use server::{Gateway, run};

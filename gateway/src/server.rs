@@ -1,7 +1,7 @@
 //! The HTTP side of the gateway: one axum router on one port serving the
-//! WebSocket control plane at `/` and the probes (`/health`, `/healthz`,
-//! `/ready`, `/readyz`), and [`run`], which serves until cancelled and then
-//! drains open sockets.
+//! WebSocket control plane at `/` (a plain `GET /` gets the web chat
+//! page), the probes (`/health`, `/healthz`, `/ready`, `/readyz`), and
+//! [`run`], which serves until cancelled and then drains open sockets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -301,6 +301,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/healthz", get(healthz))
         .route("/ready", get(readyz))
         .route("/readyz", get(readyz))
+        .route("/webchat.js", get(crate::webchat::script))
+        .route("/webchat.css", get(crate::webchat::style))
         .with_state(gw)
 }
 
@@ -368,11 +370,8 @@ async fn root(
             .max_message_size(MAX_PAYLOAD_BYTES)
             .max_frame_size(MAX_PAYLOAD_BYTES)
             .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, client, preauth)),
-        Err(_) => (
-            StatusCode::NOT_FOUND,
-            "OpenClaw gateway: connect with a WebSocket client\n",
-        )
-            .into_response(),
+        // A browser: the web chat page.
+        Err(_) => crate::webchat::index(),
     }
 }
 

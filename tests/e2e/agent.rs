@@ -411,3 +411,118 @@ fn the_real_tui_streams_aborts_shows_errors_and_opens_a_new_session() {
     );
     ok(&home, &["stop", "t"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_chat_page_streams_a_reply_aborts_and_lists_sessions_in_chromium() {
+    use openclaw_e2e::chromium::Chromium;
+    let home = TestHome::new();
+    let fake = FakeProvider::start();
+    let slot = ports::claim();
+    start_with_fake(&home, "w", slot.base(), &fake);
+    let base = format!("http://127.0.0.1:{}", slot.base());
+    let browser = Chromium::launch();
+    let mut page = browser.page().await;
+
+    // Without the token the page asks for it and can do nothing.
+    page.goto(&format!("{base}/")).await;
+    page.wait_for("document.body.dataset.state === 'login'", "the token form")
+        .await;
+
+    // With it: a device identity signs the handshake (silent loopback pairing).
+    page.goto(&format!("{base}/#token={}", token_of(&home, "w")))
+        .await;
+    page.wait_for(
+        "document.body.dataset.state === 'idle'",
+        "a connected, idle page",
+    )
+    .await;
+    assert_eq!(
+        page.eval("location.hash").await,
+        "",
+        "the token leaves the address bar"
+    );
+
+    page.eval("document.getElementById('input').focus()").await;
+    page.type_text("hello from chromium").await;
+    page.press_enter().await;
+    let reply = page
+        .wait_for(
+            "[...document.querySelectorAll('#log li.assistant')].map(li => li.textContent).find(t => t.includes('You said'))",
+            "the streamed reply",
+        )
+        .await;
+    assert_eq!(reply, format!("{REPLY}hello from chromium"));
+    page.wait_for(
+        "document.body.dataset.state === 'idle'",
+        "idle after the reply",
+    )
+    .await;
+
+    // A slow reply streams into the page; Abort stops it.
+    page.eval("document.getElementById('input').focus()").await;
+    page.type_text("slow one").await;
+    page.press_enter().await;
+    page.wait_for(
+        "document.querySelector('#log li.streaming')?.textContent.includes('tick1')",
+        "streaming ticks",
+    )
+    .await;
+    page.eval("document.getElementById('abort').click()").await;
+    page.wait_for("[...document.querySelectorAll('#log li.system')].some(li => li.textContent === 'run aborted')", "run aborted").await;
+    let kept = page
+        .eval("[...document.querySelectorAll('#log li.assistant')].pop().textContent")
+        .await;
+    assert!(kept.as_str().unwrap().starts_with("tick0"), "{kept}");
+
+    let shot = home.path().join("webchat.png");
+    page.screenshot(&shot).await;
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a real screenshot"
+    );
+    if let Some(dir) = std::env::var_os("OPENCLAW_TEST_ARTIFACTS") {
+        let _ = std::fs::copy(&shot, Path::new(&dir).join("webchat.png"));
+    }
+
+    // The session list, and a new session.
+    page.wait_for(
+        "document.querySelector('#sessions li.current')?.textContent.startsWith('agent:main:main')",
+        "the main session listed",
+    )
+    .await;
+    page.eval("document.getElementById('new').click()").await;
+    page.wait_for(
+        "document.getElementById('session').textContent.startsWith('agent:main:webchat-')",
+        "a new session",
+    )
+    .await;
+    page.wait_for(
+        "document.querySelectorAll('#sessions li').length >= 2",
+        "both sessions listed",
+    )
+    .await;
+    // The page holds no secret: it is served with a strict policy.
+    let (head, body) = http_get(slot.base(), "/").await;
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    assert!(!body.contains(&token_of(&home, "w")));
+    drop(page);
+    drop(browser);
+    ok(&home, &["stop", "w"]);
+}
+
+async fn http_get(port: u16, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).await.unwrap();
+    let (h, b) = all.split_once("\r\n\r\n").unwrap();
+    (h.to_lowercase(), b.to_string())
+}

@@ -5,6 +5,7 @@
 //! Nothing here is used by the shipped binaries.
 
 pub mod bins;
+pub mod chromium;
 pub mod fake_provider;
 pub mod home;
 pub mod ports;
