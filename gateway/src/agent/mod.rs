@@ -585,8 +585,9 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
                         provider::Chunk::Text(piece) => {
                             text.push_str(piece);
                             let ts = now_ms();
-                            emit.agent("assistant", json!({"text": text, "delta": piece}));
+                            // The chat delta first: it is what clients render.
                             emit.chat("delta", json!({"deltaText": piece, "message": assistant_message(&text, ts)}));
+                            emit.agent("assistant", json!({"text": text, "delta": piece}));
                         }
                         provider::Chunk::Retrying {
                             attempt,

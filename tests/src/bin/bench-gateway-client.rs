@@ -10,6 +10,10 @@
 //!        other, reporting connect → hello-ok p50/p99 for the first 1,000 and
 //!        the last 1,000; then writes its pid to `pid-file` and holds them
 //!        until stdin closes, counting the presence events the readers got.
+//!    or: `bench-gateway-client stream <ws-url> <token> <sessions> <chunks> <gap-ms>`: each
+//!        session sends one `chat.send` that the fake provider answers with
+//!        `chunks` chunks stamped with their send time; reports each delta's
+//!        way from the provider to this client (median, p99).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,21 @@ async fn next_json(ws: &mut Ws) -> Value {
             other => panic!("connection ended: {other:?}"),
         }
     }
+}
+
+async fn send_req(ws: &mut Ws, id: &str, method: &str, params: Value) {
+    let frame = json!({"type": "req", "id": id, "method": method, "params": params});
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The `p` quantile of sorted microsecond figures (0 when empty).
+fn quantile_us(sorted: &[u64], p: f64) -> u64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0)
 }
 
 async fn connect(url: &str, token: &str) -> Ws {
@@ -59,13 +78,7 @@ async fn try_connect(url: &str, token: &str, scopes: &[&str]) -> Result<Ws, Valu
     let params = json!({"minProtocol": 4, "maxProtocol": 4,
         "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
         "caps": [], "auth": {"token": token}, "role": "operator", "scopes": scopes});
-    ws.send(Message::Text(
-        json!({"type": "req", "id": "c", "method": "connect", "params": params})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send_req(&mut ws, "c", "connect", params).await;
     loop {
         let f = next_json(&mut ws).await;
         if f["id"] == "c" {
@@ -99,6 +112,144 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn unix_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// One session's streamed turn: the latency of each delta (µs from the
+/// fake provider's stamp to this client's receipt) and whether it ended
+/// with `final`.
+async fn streamed_turn(
+    url: String,
+    token: String,
+    i: usize,
+    chunks: usize,
+    gap_ms: u64,
+) -> (Vec<u64>, bool) {
+    let mut ws = connect_with(&url, &token, &["operator.write"]).await;
+    let run = format!("bench-run-{i}-{}", unix_micros());
+    let params = json!({"sessionKey": format!("bench-{i}"), "message": format!("stamp:{chunks}:{gap_ms}"),
+        "deliver": false, "idempotencyKey": run});
+    send_req(&mut ws, "s", "chat.send", params).await;
+    let mut lat = Vec::with_capacity(chunks);
+    loop {
+        let f = next_json(&mut ws).await;
+        if f["event"] != "chat" || f["payload"]["runId"] != run.as_str() {
+            continue;
+        }
+        let now = unix_micros();
+        match f["payload"]["state"].as_str() {
+            Some("delta") => {
+                // Each delta's newest stamp is the chunk that caused it.
+                if let Some(sent) = f["payload"]["deltaText"]
+                    .as_str()
+                    .and_then(|t| t.split_whitespace().next_back())
+                    .and_then(|w| w.strip_prefix('t'))
+                    .and_then(|w| w.parse::<u128>().ok())
+                {
+                    lat.push(now.saturating_sub(sent) as u64);
+                }
+            }
+            Some("final") => return (lat, true),
+            Some("error" | "aborted") => {
+                eprintln!("turn {run} ended: {}", f["payload"]);
+                return (lat, false);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `stream <url> <token> <sessions> <chunks> <gap-ms>`: every session
+/// streams one reply of `chunks` stamped chunks at once; prints the
+/// per-delta latency median and p99, and how many turns completed.
+async fn stream(args: &[String]) {
+    let (url, token) = (args[2].clone(), args[3].clone());
+    let sessions: usize = args[4].parse().expect("sessions");
+    let chunks: usize = args[5].parse().expect("chunks");
+    let gap: u64 = args[6].parse().expect("gap ms");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..sessions)
+        .map(|i| tokio::spawn(streamed_turn(url.clone(), token.clone(), i, chunks, gap)))
+        .collect();
+    let mut all = Vec::new();
+    let mut completed = 0;
+    for t in tasks {
+        let (lat, ok) = t.await.expect("session task");
+        all.extend(lat);
+        completed += usize::from(ok);
+    }
+    all.sort_unstable();
+    let pct = |p| quantile_us(&all, p);
+    println!(
+        "{}",
+        json!({"sessions": sessions, "completed": completed, "deltas": all.len(),
+               "deltaUsMedian": pct(0.5), "deltaUsP99": pct(0.99),
+               "elapsedMs": started.elapsed().as_millis() as u64})
+    );
+}
+
+/// `direct <base-url> <chunks> <gap-ms>`: the baseline without a gateway:
+/// reads the fake provider's SSE stream itself and reports each chunk's
+/// latency the same way (median, p99), so that the gateway's own share is
+/// the difference.
+async fn direct(args: &[String]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = args[2]
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    let (chunks, gap): (usize, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
+    let body =
+        json!({"model": "fake-model", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": format!("stamp:{chunks}:{gap}")}]})
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&base).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {base}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 16384];
+    let mut lat = Vec::new();
+    loop {
+        let n = s.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        let now = unix_micros();
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(i) = buf.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = buf.drain(..i + 2).collect();
+            let text = String::from_utf8_lossy(&event);
+            let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(data) else {
+                continue;
+            };
+            if let Some(sent) = v["choices"][0]["delta"]["content"]
+                .as_str()
+                .and_then(|t| t.trim().strip_prefix('t'))
+                .and_then(|t| t.parse::<u128>().ok())
+            {
+                lat.push(now.saturating_sub(sent) as u64);
+            }
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p| quantile_us(&lat, p);
+    println!(
+        "{}",
+        json!({"chunks": lat.len(), "deltaUsMedian": pct(0.5), "deltaUsP99": pct(0.99)})
+    );
 }
 
 /// The `hold` mode; see the module docs.
@@ -165,6 +316,14 @@ async fn hold(args: &[String]) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("direct") {
+        direct(&args).await;
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("stream") {
+        stream(&args).await;
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("hold") {
         hold(&args).await;
         return;
