@@ -47,7 +47,15 @@ async fn probes_answer_get_and_head_and_refuse_other_methods() {
         let (status, head, _) = get(addr, "POST", "/healthz");
         assert_eq!(status, 405);
         assert!(head.contains("allow: get,head"), "{head}");
-        let (status, _, _) = get(addr, "GET", "/");
+        // A browser at `/` gets the web chat page; nothing else is there.
+        let (status, head, body) = get(addr, "GET", "/");
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("content-security-policy: default-src 'none'"),
+            "{head}"
+        );
+        assert!(body.contains("<title>OpenClaw web chat</title>"));
+        let (status, _, _) = get(addr, "GET", "/nothing-here");
         assert_eq!(status, 404);
     })
     .await

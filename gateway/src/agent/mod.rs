@@ -280,7 +280,11 @@ impl Runtime {
 
     /// Sends an event to the run's socket and every subscriber.
     fn deliver(&self, origin: Option<&Outbound>, event: &'static str, payload: &Value) {
-        let payload: Arc<str> = payload.to_string().into();
+        self.deliver_raw(origin, event, payload.to_string().into());
+    }
+
+    /// The same with the payload already serialized.
+    fn deliver_raw(&self, origin: Option<&Outbound>, event: &'static str, payload: Arc<str>) {
         if let Some(o) = origin {
             o.event(event, payload.clone());
         }
@@ -401,6 +405,88 @@ impl Emitter<'_> {
             p.extend(e);
         }
         self.rt.deliver(self.run.origin.as_ref(), "chat", &p);
+    }
+}
+
+/// A streamed piece: the `chat` delta and the `agent` assistant event,
+/// serialized straight from borrowed text (the hot path of a turn: no
+/// intermediate JSON tree, no copy of the cumulative text).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatDelta<'a> {
+    run_id: &'a str,
+    session_key: &'a str,
+    agent_id: &'a str,
+    seq: u64,
+    state: &'static str,
+    delta_text: &'a str,
+    message: StreamedMessage<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct StreamedMessage<'a> {
+    role: &'static str,
+    content: [TextPart<'a>; 1],
+    timestamp: u64,
+}
+
+#[derive(serde::Serialize)]
+struct TextPart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssistantEvent<'a> {
+    run_id: &'a str,
+    seq: u64,
+    stream: &'static str,
+    ts: u64,
+    data: AssistantData<'a>,
+    session_key: &'a str,
+    agent_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct AssistantData<'a> {
+    text: &'a str,
+    delta: &'a str,
+}
+
+impl Emitter<'_> {
+    /// One streamed piece (`text` is the reply so far).
+    fn delta(&self, piece: &str, text: &str) {
+        let (run, ts) = (self.run, now_ms());
+        let chat = ChatDelta {
+            run_id: &run.id,
+            session_key: &run.key.full,
+            agent_id: &run.key.agent,
+            seq: run.next_seq(),
+            state: "delta",
+            delta_text: piece,
+            message: StreamedMessage {
+                role: "assistant",
+                content: [TextPart { kind: "text", text }],
+                timestamp: ts,
+            },
+        };
+        let json = serde_json::to_string(&chat).expect("a delta serializes");
+        self.rt
+            .deliver_raw(run.origin.as_ref(), "chat", json.into());
+        let agent = AssistantEvent {
+            run_id: &run.id,
+            seq: run.next_seq(),
+            stream: "assistant",
+            ts,
+            data: AssistantData { text, delta: piece },
+            session_key: &run.key.full,
+            agent_id: &run.key.agent,
+        };
+        let json = serde_json::to_string(&agent).expect("an agent event serializes");
+        self.rt
+            .deliver_raw(run.origin.as_ref(), "agent", json.into());
     }
 }
 
@@ -584,10 +670,8 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
                     let mut on = |c: provider::Chunk<'_>| match c {
                         provider::Chunk::Text(piece) => {
                             text.push_str(piece);
-                            let ts = now_ms();
                             // The chat delta first: it is what clients render.
-                            emit.chat("delta", json!({"deltaText": piece, "message": assistant_message(&text, ts)}));
-                            emit.agent("assistant", json!({"text": text, "delta": piece}));
+                            emit.delta(piece, &text);
                         }
                         provider::Chunk::Retrying {
                             attempt,
