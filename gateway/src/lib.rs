@@ -18,6 +18,8 @@ pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
     "hyper",
     "hyper_util",
     "h2",
+    "reqwest",
+    "rustls",
     "axum::extract::ws",
 ];
 
