@@ -124,14 +124,7 @@ fn unix_micros() -> u128 {
 /// One session's streamed turn: the latency of each delta (µs from the
 /// fake provider's stamp to this client's receipt) and whether it ended
 /// with `final`.
-async fn streamed_turn(
-    url: String,
-    token: String,
-    i: usize,
-    chunks: usize,
-    gap_ms: u64,
-) -> (Vec<u64>, bool) {
-    let mut ws = connect_with(&url, &token, &["operator.write"]).await;
+async fn streamed_turn(mut ws: Ws, i: usize, chunks: usize, gap_ms: u64) -> (Vec<u64>, bool) {
     let run = format!("bench-run-{i}-{}", unix_micros());
     let params = json!({"sessionKey": format!("bench-{i}"), "message": format!("stamp:{chunks}:{gap_ms}"),
         "deliver": false, "idempotencyKey": run});
@@ -173,9 +166,17 @@ async fn stream(args: &[String]) {
     let sessions: usize = args[4].parse().expect("sessions");
     let chunks: usize = args[5].parse().expect("chunks");
     let gap: u64 = args[6].parse().expect("gap ms");
+    // Connected one after the other (a burst of connects would meet the
+    // gateways' caps on unauthenticated sockets), then all stream at once.
+    let mut sockets = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        sockets.push(connect_with(&url, &token, &["operator.write"]).await);
+    }
     let started = Instant::now();
-    let tasks: Vec<_> = (0..sessions)
-        .map(|i| tokio::spawn(streamed_turn(url.clone(), token.clone(), i, chunks, gap)))
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, ws)| tokio::spawn(streamed_turn(ws, i, chunks, gap)))
         .collect();
     let mut all = Vec::new();
     let mut completed = 0;
