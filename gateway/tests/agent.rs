@@ -116,6 +116,10 @@ async fn chat_send_streams_cumulative_deltas_then_final_and_keeps_history() {
     assert_eq!(r.body["stream_options"]["include_usage"], true);
     assert_eq!(r.body["max_completion_tokens"], 1024);
     assert_eq!(r.body["messages"][0]["role"], "system");
+    assert!(
+        r.body.get("reasoning_effort").is_none(),
+        "not for a non-reasoning model"
+    );
 
     // A second turn carries the first as history.
     send_chat(&mut ws, "agent:main:main", "again", "run-2").await;
@@ -458,7 +462,7 @@ async fn sessions_are_created_patched_reset_deleted_and_survive_a_restart() {
     cfg["models"]["providers"]["fakeai"]["models"]
         .as_array_mut()
         .unwrap()
-        .push(json!({"id": "other-model", "contextWindow": 8000}));
+        .push(json!({"id": "other-model", "contextWindow": 8000, "reasoning": true}));
     let gw = TestGateway::with_config(cfg.clone()).await;
     let mut ws = writer(&gw).await;
 
@@ -508,6 +512,11 @@ async fn sessions_are_created_patched_reset_deleted_and_survive_a_restart() {
     send_chat(&mut ws, "tui-1", "on the other model", "s-1").await;
     until_terminal(&mut ws, "s-1").await;
     assert_eq!(fake.completions()[0].body["model"], "other-model");
+    assert_eq!(
+        fake.completions()[0].body["reasoning_effort"],
+        "low",
+        "the session's thinking level reaches a reasoning model"
+    );
     let d = call(&mut ws, "d", "sessions.describe", json!({"key": "tui-1"})).await;
     assert_eq!(d["payload"]["session"]["sessionId"], sid);
     assert_eq!(d["payload"]["session"]["thinkingLevel"], "low");

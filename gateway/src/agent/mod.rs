@@ -642,7 +642,8 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
                     retry_after: None,
                 }),
             )),
-            Ok(route) => {
+            Ok(mut route) => {
+                route.thinking = spec.thinking.clone().or(entry.thinking_level.clone());
                 emit.agent(
                     "lifecycle",
                     json!({"phase": "model", "provider": route.provider, "model": route.model}),
@@ -659,7 +660,6 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
                         .unwrap_or_default()
                 };
                 let messages = provider_messages(&history);
-                let _ = spec.thinking; // no provider we speak takes a thinking level per message
                 let env = [
                     ("OPENCLAW_SESSION_KEY", run.key.full.as_str()),
                     ("OPENCLAW_AGENT_ID", run.key.agent.as_str()),

@@ -66,6 +66,12 @@ pub struct Route {
     pub max_tokens: Option<u64>,
     /// `api` of the provider.
     pub api: String,
+    /// `reasoning` of the model entry: the model takes `reasoning_effort`.
+    pub reasoning: bool,
+    /// The turn's thinking level (`chat.send.thinking`, the session's
+    /// `thinkingLevel`): sent as `reasoning_effort` to reasoning models when
+    /// it is one of `minimal`, `low`, `medium`, `high`.
+    pub thinking: Option<String>,
     /// How to reach it.
     pub backend: Backend,
 }
@@ -182,6 +188,8 @@ pub fn resolve(raw: &Value, wanted: Option<&str>) -> Result<Route, String> {
         context_window: field("contextWindow"),
         max_tokens: field("maxTokens"),
         api,
+        reasoning: entry.is_some_and(|e| e["reasoning"] == true),
+        thinking: None,
         backend,
     })
 }
@@ -512,6 +520,13 @@ async fn openai(
     });
     if let Some(n) = route.max_tokens {
         body["max_completion_tokens"] = n.into();
+    }
+    if let Some(level) = route
+        .thinking
+        .as_deref()
+        .filter(|l| route.reasoning && ["minimal", "low", "medium", "high"].contains(l))
+    {
+        body["reasoning_effort"] = level.into();
     }
     let mut req = http
         .post(format!("{base_url}/chat/completions"))
