@@ -72,6 +72,8 @@ pub struct Caller {
 pub enum Reply {
     /// A `res` now.
     Now(Result<Value, ErrorShape>),
+    /// A `res` now; the sender fires once the socket has written it.
+    NowThen(Result<Value, ErrorShape>, tokio::sync::oneshot::Sender<()>),
     /// A ready `res` frame now (a replayed final answer).
     Frame(String),
     /// The handler sends the `res` through the socket's outbound queue later.

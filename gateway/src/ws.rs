@@ -723,6 +723,17 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                         Ok(req) => match methods::dispatch(&gw, &caller, &req.id, &req.method, req.params.as_ref()) {
                             methods::Reply::Now(Ok(payload)) => ok_frame(&req.id, payload),
                             methods::Reply::Now(Err(e)) => err_frame(&req.id, &e),
+                            methods::Reply::NowThen(result, written) => {
+                                let f = match result {
+                                    Ok(payload) => ok_frame(&req.id, payload),
+                                    Err(e) => err_frame(&req.id, &e),
+                                };
+                                if !send_json(&mut socket, &f).await {
+                                    break;
+                                }
+                                let _ = written.send(());
+                                continue;
+                            }
                             methods::Reply::Frame(f) => {
                                 if socket.send(Message::Text(f.into())).await.is_err() {
                                     break;

@@ -251,6 +251,15 @@ async fn a_repeated_idempotency_key_replays_and_never_runs_twice() {
     )
     .await;
     assert_eq!(wait["payload"]["status"], "timeout");
+    // The slow run reached the provider once (the repeat started nothing).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.completions().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow run never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     call(
         &mut ws,
         "x",

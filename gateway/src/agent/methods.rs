@@ -106,7 +106,13 @@ fn idempotency_key<'a>(method: &str, p: &'a Value) -> Result<&'a str, ErrorShape
 pub fn dispatch(gw: &Arc<Gateway>, caller: &Caller, id: &str, method: &str, p: &Value) -> Reply {
     let now = |r: Result<Value, ErrorShape>| Reply::Now(r);
     match method {
-        "chat.send" => now(chat_send(gw, caller, id, p)),
+        "chat.send" => {
+            let (written, ack) = tokio::sync::oneshot::channel();
+            match chat_send(gw, caller, id, p, ack) {
+                Ok(v) => Reply::NowThen(Ok(v), written),
+                Err(e) => now(Err(e)),
+            }
+        }
         "agent" => agent(gw, caller, id, p),
         "agent.wait" => agent_wait(gw, caller, id, p),
         "chat.abort" => chat_abort(gw, caller, id, p),
@@ -149,7 +155,13 @@ fn timeout_of(gw: &Gateway, ms: Option<u64>) -> Duration {
     )
 }
 
-fn chat_send(gw: &Arc<Gateway>, caller: &Caller, id: &str, p: &Value) -> Result<Value, ErrorShape> {
+fn chat_send(
+    gw: &Arc<Gateway>,
+    caller: &Caller,
+    id: &str,
+    p: &Value,
+    ack: tokio::sync::oneshot::Receiver<()>,
+) -> Result<Value, ErrorShape> {
     const M: &str = "chat.send";
     let rt = &gw.agent;
     let key = key_param(rt, M, p, "sessionKey")?;
@@ -182,6 +194,7 @@ fn chat_send(gw: &Arc<Gateway>, caller: &Caller, id: &str, p: &Value) -> Result<
             request_id: id.to_string(),
             thinking,
             model: None,
+            ack: Some(ack),
         },
     );
     Ok(json!({"runId": run_id, "status": "started"}))
@@ -262,6 +275,7 @@ fn agent_start(
             request_id: id.to_string(),
             thinking: str_param(M, p, "thinking", false)?.map(str::to_string),
             model,
+            ack: None,
         },
     );
     Ok(Reply::Now(Ok(

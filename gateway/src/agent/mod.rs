@@ -38,13 +38,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The system message of every turn.
 pub const SYSTEM_PROMPT: &str = "You are a personal assistant running inside OpenClaw.";
 
-/// Pause between a `chat.send` ack and the run's first event. The real TUI
-/// (2026.9.6) drops a run it reads in the same network read as its ack
-/// (its send continuation runs after those events): its reply only shows
-/// after a history reload and the session stays "busy". OpenClaw's gateway
-/// never hits this (its first event comes a second after the ack); a local
-/// backend answering at once would.
-pub const ACK_GAP: Duration = Duration::from_millis(20);
+/// Pause between writing a `chat.send` ack and the run's first event. The
+/// real TUI (2026.9.6) drops a run whose events it reads in the same
+/// network read as the ack (its send continuation runs after those
+/// events): the reply only shows after a history reload and the session
+/// stays "busy". OpenClaw's gateway never hits this (its first event comes
+/// a second after the ack); a local backend answering at once would. The
+/// pause starts when the socket has written the ack (`RunSpec::ack`).
+pub const ACK_GAP: Duration = Duration::from_millis(50);
 
 /// Which method started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,8 +352,11 @@ impl Runtime {
 }
 
 /// What a new run needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunSpec {
+    /// Fires when the socket has written the request's ack (`chat.send`):
+    /// the run's events wait for it, then [`ACK_GAP`].
+    pub ack: Option<tokio::sync::oneshot::Receiver<()>>,
     /// `runId`.
     pub id: String,
     /// Its session.
@@ -554,7 +558,7 @@ fn persist(gw: &Gateway, key: &SessionKey, session_id: &str, run_id: &str, messa
     }
 }
 
-async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
+async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec) {
     let rt = &gw.agent;
     let deadline = Instant::now() + spec.timeout;
     let emit = Emitter { rt, run: &run };
@@ -564,8 +568,9 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, spec: RunSpec) {
         .lock()
         .map(|mut l| l.entry(run.key.full.clone()).or_default().clone())
         .unwrap_or_default();
-    if run.kind == Kind::Chat {
+    if let Some(written) = spec.ack.take() {
         // The ack must reach the client on its own (see ACK_GAP).
+        let _ = tokio::time::timeout(Duration::from_secs(5), written).await;
         tokio::time::sleep(ACK_GAP).await;
     }
     rt.counters.queued.fetch_add(1, Relaxed);
