@@ -13,6 +13,78 @@ use crate::client::CLI;
 use crate::ops::{Conn, print_json, with_client};
 use crate::scopes;
 
+/// `openclaw dashboard`: the web chat link of this profile's gateway
+/// (`http://127.0.0.1:<port>/#token=…`), printed, and opened in a browser
+/// (`$BROWSER`, else `xdg-open`/`open`) unless `--no-open`. The token is in
+/// the fragment, which browsers never send; `--json` leaves it out.
+pub fn dashboard(env: &EnvSnapshot, no_open: bool, json_out: bool) -> u8 {
+    let target = match crate::client::resolve_target(env, None, None) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("openclaw: {e}");
+            return 2;
+        }
+    };
+    let base = format!(
+        "{}/",
+        target
+            .url
+            .replacen("ws://", "http://", 1)
+            .replacen("wss://", "https://", 1)
+            .trim_end_matches('/')
+    );
+    if json_out {
+        print_json(
+            &json!({"url": base, "auth": if target.token.is_some() { "token" } else if target.password.is_some() { "password" } else { "none" },
+            "tokenInUrl": false, "hint": "open the url and paste the gateway token, or run without --json for a link that carries it"}),
+        );
+        return 0;
+    }
+    let link = match &target.token {
+        Some(t) => format!("{base}#token={}", url_fragment(t.expose())),
+        None => base,
+    };
+    outln!("{link}");
+    if no_open {
+        return 0;
+    }
+    let opener = env.get("BROWSER").map(str::to_string).unwrap_or_else(|| {
+        if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        }
+        .into()
+    });
+    match std::process::Command::new(&opener)
+        .arg(&link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!(
+                "openclaw: could not launch a browser with `{opener}` ({e}): open the link above"
+            );
+            0
+        }
+    }
+}
+
+/// Percent-encodes what a URL fragment cannot carry as is.
+fn url_fragment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Largest `--message-file`.
 const MAX_MESSAGE_FILE: u64 = 4 << 20;
 

@@ -80,6 +80,15 @@ pub enum Command {
     },
     /// Run an agent turn through the gateway and print the reply.
     Agent(AgentArgs),
+    /// Open the gateway's web chat with this profile's token (prints the link).
+    Dashboard {
+        /// Print the link; do not launch a browser.
+        #[arg(long)]
+        no_open: bool,
+        /// Print the link's parts as JSON (without the token).
+        #[arg(long)]
+        json: bool,
+    },
     /// Conversation sessions of the gateway's agents (`list` by default).
     Sessions(SessionsArgs),
     /// Chat channels.

@@ -98,6 +98,9 @@ fn main() -> ExitCode {
             request_id.as_deref(),
         )),
         Command::Agent(args) => ExitCode::from(agent_ops::agent(&env, &args)),
+        Command::Dashboard { no_open, json } => {
+            ExitCode::from(agent_ops::dashboard(&env, no_open, json))
+        }
         Command::Sessions(args) => ExitCode::from(agent_ops::sessions(&env, &args)),
         Command::Pairing { action, args, conn } => {
             ExitCode::from(ops::pairing(&env, &conn.to_conn(), &action, &args))

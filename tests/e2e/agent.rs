@@ -429,8 +429,15 @@ async fn the_web_chat_page_streams_a_reply_aborts_and_lists_sessions_in_chromium
         .await;
 
     // With it: a device identity signs the handshake (silent loopback pairing).
-    page.goto(&format!("{base}/#token={}", token_of(&home, "w")))
-        .await;
+    // The link `openclaw dashboard` prints (the token rides in the fragment).
+    let link = ok_out(&ours(&home, "w", &["dashboard", "--no-open"]));
+    assert_eq!(
+        link.trim(),
+        format!("{base}/#token={}", token_of(&home, "w"))
+    );
+    let details = ok_out(&ours(&home, "w", &["dashboard", "--json"]));
+    assert!(!details.contains(&token_of(&home, "w")), "{details}");
+    page.goto(link.trim()).await;
     page.wait_for(
         "document.body.dataset.state === 'idle'",
         "a connected, idle page",
