@@ -33,6 +33,9 @@ use store::{Entry, SessionKey, Sessions, Usage};
 pub const RUN_RETENTION_MS: u64 = 600_000;
 /// Most finished runs remembered.
 pub const RUN_RETENTION_MAX: usize = 1000;
+/// Most reply text the remembered runs may hold in all (a reply is at most
+/// `provider::MAX_REPLY_BYTES`).
+pub const RUN_RETENTION_BYTES: usize = 32 << 20;
 /// Default run timeout (`agents.defaults.timeoutSeconds`, OpenClaw's 600 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The system message of every turn.
@@ -333,14 +336,17 @@ impl Runtime {
                 r.outcome()
                     .is_none_or(|o| now.saturating_sub(o.ended_at) < RUN_RETENTION_MS)
             });
-            let finished = runs.values().filter(|r| r.outcome().is_some()).count();
-            if finished >= RUN_RETENTION_MAX
-                && let Some(oldest) = runs
-                    .values()
-                    .filter_map(|r| r.outcome().map(|o| (o.ended_at, r.id.clone())))
-                    .min()
-            {
-                runs.remove(&oldest.1);
+            // At most RUN_RETENTION_MAX finished runs holding at most
+            // RUN_RETENTION_BYTES of replies: the oldest go first.
+            let finished: Vec<(u64, String, usize)> = runs
+                .values()
+                .filter_map(|r| {
+                    r.outcome()
+                        .map(|o| (o.ended_at, r.id.clone(), o.text.len()))
+                })
+                .collect();
+            for id in evicted(finished, RUN_RETENTION_MAX, RUN_RETENTION_BYTES) {
+                runs.remove(&id);
             }
             runs.insert(run.id.clone(), run.clone());
         }
@@ -349,6 +355,25 @@ impl Runtime {
         tokio::spawn(async move { execute(gw2, run2, spec).await });
         run
     }
+}
+
+/// Which finished runs `(ended_at, id, reply bytes)` to forget, oldest
+/// first, so that fewer than `max` remain (room for one more) holding at
+/// most `max_bytes`.
+fn evicted(mut finished: Vec<(u64, String, usize)>, max: usize, max_bytes: usize) -> Vec<String> {
+    finished.sort_unstable();
+    let mut bytes: usize = finished.iter().map(|f| f.2).sum();
+    let mut count = finished.len();
+    let mut out = Vec::new();
+    for (_, id, len) in finished {
+        if count < max && bytes <= max_bytes {
+            break;
+        }
+        out.push(id);
+        count -= 1;
+        bytes -= len;
+    }
+    out
 }
 
 /// What a new run needs.
@@ -960,5 +985,32 @@ pub fn defaults(gw: &Gateway) -> Value {
             json!({"modelProvider": r.provider, "model": r.model, "contextTokens": r.context_window})
         }
         Err(_) => json!({"modelProvider": null, "model": null, "contextTokens": null}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_runs_are_bounded_by_count_and_bytes_oldest_first() {
+        let runs = |v: &[(u64, &str, usize)]| {
+            v.iter()
+                .map(|(t, id, n)| (*t, id.to_string(), *n))
+                .collect()
+        };
+        assert!(evicted(runs(&[(1, "a", 10), (2, "b", 10)]), 3, 100).is_empty());
+        assert_eq!(
+            evicted(runs(&[(2, "b", 10), (1, "a", 10), (3, "c", 10)]), 3, 100),
+            ["a"]
+        );
+        assert_eq!(
+            evicted(runs(&[(1, "a", 60), (2, "b", 60), (3, "c", 10)]), 10, 100),
+            ["a"]
+        );
+        assert_eq!(
+            evicted(runs(&[(1, "a", 10), (2, "b", 500)]), 10, 100),
+            ["a", "b"]
+        );
     }
 }
