@@ -440,28 +440,45 @@ async fn a_second_message_on_a_busy_session_waits_for_the_first_turn() {
     let fake = FakeProvider::start();
     let gw = TestGateway::with_config(fake.config()).await;
     let mut ws = writer(&gw).await;
+    // Three messages at once, from two sockets: they run in the order the
+    // gateway accepted them, one at a time.
+    let mut other = writer(&gw).await;
     send_chat(&mut ws, "main", "first", "q-1").await;
-    send_chat(&mut ws, "main", "second", "q-2").await;
+    send_chat(&mut other, "main", "second", "q-2").await;
+    send_chat(&mut ws, "main", "third", "q-3").await;
     let mut order = Vec::new();
-    while order.len() < 2 {
+    loop {
         let f = recv(&mut ws).await;
-        if f["event"] == "chat" && f["payload"]["state"] == "delta" {
-            let run = f["payload"]["runId"].as_str().unwrap().to_string();
-            if order.last() != Some(&run) {
-                order.push(run);
-            }
+        if f["event"] != "chat" {
+            continue;
         }
-        if f["event"] == "chat"
-            && f["payload"]["state"] == "final"
-            && f["payload"]["runId"] == "q-2"
-        {
+        let run = f["payload"]["runId"].as_str().unwrap().to_string();
+        if f["payload"]["state"] == "delta" && order.last() != Some(&run) {
+            order.push(run.clone());
+        }
+        if f["payload"]["state"] == "final" && run == "q-3" {
             break;
         }
     }
-    assert_eq!(order, ["q-1", "q-2"], "turns never interleave");
-    // The second turn saw the first one's answer.
-    let msgs = fake.completions()[1].body["messages"].clone();
-    assert_eq!(msgs.as_array().unwrap().len(), 4);
+    assert_eq!(
+        order,
+        ["q-1", "q-3"],
+        "this socket's runs, in order, never interleaved"
+    );
+    let sent: Vec<usize> = fake
+        .completions()
+        .iter()
+        .map(|r| r.body["messages"].as_array().unwrap().len())
+        .collect();
+    // Each turn saw every earlier answer (system + 2 per turn + its message).
+    assert_eq!(sent, [2, 4, 6]);
+    let said: Vec<String> = fake
+        .completions()
+        .iter()
+        .map(openclaw_e2e::fake_provider::Recorded::clone)
+        .map(|r| openclaw_e2e::fake_provider::last_user_text(&r.body))
+        .collect();
+    assert_eq!(said, ["first", "second", "third"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,7 +180,9 @@ pub struct Runtime {
     /// Session index (and the transcripts' paths).
     pub sessions: Mutex<Sessions>,
     runs: Mutex<HashMap<String, Arc<Run>>>,
-    lanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The newest accepted run of each session: a new run waits for it to
+    /// end, so turns of a session run one at a time in acceptance order.
+    lanes: Mutex<HashMap<String, Arc<Run>>>,
     subscribers: Mutex<HashMap<String, Outbound>>,
     http: OnceLock<reqwest::Client>,
     /// Agent ids (`main` and `agents.list[].id`), the default first.
@@ -351,8 +353,15 @@ impl Runtime {
             runs.insert(run.id.clone(), run.clone());
         }
         rt.counters.accepted.fetch_add(1, Relaxed);
+        // Its place in the session's queue is taken here, in the order runs
+        // are accepted (not when its task first runs).
+        let before = rt
+            .lanes
+            .lock()
+            .ok()
+            .and_then(|mut l| l.insert(run.key.full.clone(), run.clone()));
         let (gw2, run2) = (gw.clone(), run.clone());
-        tokio::spawn(async move { execute(gw2, run2, spec).await });
+        tokio::spawn(async move { execute(gw2, run2, spec, before).await });
         run
     }
 }
@@ -583,27 +592,28 @@ fn persist(gw: &Gateway, key: &SessionKey, session_id: &str, run_id: &str, messa
     }
 }
 
-async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec) {
+async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec, before: Option<Arc<Run>>) {
     let rt = &gw.agent;
     let deadline = Instant::now() + spec.timeout;
     let emit = Emitter { rt, run: &run };
-    // Take the session's lane: a second message waits for the first turn.
-    let lane = rt
-        .lanes
-        .lock()
-        .map(|mut l| l.entry(run.key.full.clone()).or_default().clone())
-        .unwrap_or_default();
     if let Some(written) = spec.ack.take() {
         // The ack must reach the client on its own (see ACK_GAP).
         let _ = tokio::time::timeout(Duration::from_secs(5), written).await;
         tokio::time::sleep(ACK_GAP).await;
     }
+    // Wait for the session's previous run (it waited for its own).
     rt.counters.queued.fetch_add(1, Relaxed);
+    let previous_done = async {
+        if let Some(p) = &before {
+            p.ended().await;
+        }
+    };
     let turn = tokio::select! {
-        g = lane.clone().lock_owned() => Some(g),
+        () = previous_done => Some(()),
         () = run.cancel.cancelled() => None,
         () = tokio::time::sleep_until(deadline.into()) => None,
     };
+    drop(before);
     rt.counters.queued.fetch_sub(1, Relaxed);
     let started_at = now_ms();
     let entry = rt
@@ -731,7 +741,6 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec) {
             }
         }
     };
-    drop(turn);
     let ended_at = now_ms();
     let (provider_id, model_id) = route_used.as_ref().map_or((None, None), |r| {
         (Some(r.provider.clone()), Some(r.model.clone()))
@@ -923,14 +932,14 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec) {
     );
     let outcome = Arc::new(outcome);
     run.done.send_replace(Some(outcome.clone()));
+    // The session's newest run forgets its lane (a later one replaced it).
     if let Ok(mut lanes) = rt.lanes.lock()
         && lanes
             .get(&run.key.full)
-            .is_some_and(|l| Arc::strong_count(l) <= 2)
+            .is_some_and(|l| Arc::ptr_eq(l, &run))
     {
         lanes.remove(&run.key.full);
     }
-    drop(lane);
     if run.kind == Kind::Agent
         && let Some(origin) = &run.origin
     {
