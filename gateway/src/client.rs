@@ -215,39 +215,22 @@ impl Client {
 
     /// Sends a request and waits for its `res` (events are skipped).
     pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, CallError> {
-        let id = format!("{}:{}", self.next, uuid_v4());
-        self.next += 1;
-        let frame = json!({"type": "req", "id": id, "method": method, "params": params});
-        self.ws
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .map_err(recv_err)?;
-        loop {
-            let f = self.next_frame().await?;
-            if f["type"] != "res" || f["id"] != id.as_str() {
-                continue;
-            }
-            if f["ok"] == true {
-                return Ok(f["payload"].clone());
-            }
-            return Err(CallError {
-                code: f["error"]["code"]
-                    .as_str()
-                    .unwrap_or("UNAVAILABLE")
-                    .to_string(),
-                message: f["error"]["message"]
-                    .as_str()
-                    .unwrap_or("request failed")
-                    .to_string(),
-                details: f["error"].get("details").cloned(),
-            });
-        }
+        self.exchange(method, params, false).await
     }
 
     /// Sends a request whose method answers twice (`agent`: an `accepted`
     /// ack, then the final answer) and returns the final one; a failed
     /// final keeps its payload in `details`.
     pub async fn request_final(&mut self, method: &str, params: Value) -> Result<Value, CallError> {
+        self.exchange(method, params, true).await
+    }
+
+    async fn exchange(
+        &mut self,
+        method: &str,
+        params: Value,
+        wait_final: bool,
+    ) -> Result<Value, CallError> {
         let id = format!("{}:{}", self.next, uuid_v4());
         self.next += 1;
         let frame = json!({"type": "req", "id": id, "method": method, "params": params});
@@ -260,12 +243,17 @@ impl Client {
             if f["type"] != "res" || f["id"] != id.as_str() {
                 continue;
             }
-            if f["ok"] == true && f["payload"]["status"] == "accepted" {
-                continue;
-            }
             if f["ok"] == true {
+                if wait_final && f["payload"]["status"] == "accepted" {
+                    continue;
+                }
                 return Ok(f["payload"].clone());
             }
+            let details = if wait_final {
+                f.get("payload").cloned()
+            } else {
+                f["error"].get("details").cloned()
+            };
             return Err(CallError {
                 code: f["error"]["code"]
                     .as_str()
@@ -275,7 +263,7 @@ impl Client {
                     .as_str()
                     .unwrap_or("request failed")
                     .to_string(),
-                details: f.get("payload").cloned(),
+                details,
             });
         }
     }

@@ -493,7 +493,7 @@ pub fn log_file(gw: &Gateway) -> PathBuf {
 
 /// Runs blocking file I/O from a method: on the multi-threaded runtime the
 /// worker hands its other tasks to the rest first (`block_in_place`).
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),

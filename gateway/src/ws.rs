@@ -719,29 +719,29 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             },
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
+                    // Fired once the answer is on the wire (`Reply::NowThen`).
+                    let mut written = None;
                     let reply = match RequestFrame::parse(&text) {
-                        Ok(req) => match methods::dispatch(&gw, &caller, &req.id, &req.method, req.params.as_ref()) {
-                            methods::Reply::Now(Ok(payload)) => ok_frame(&req.id, payload),
-                            methods::Reply::Now(Err(e)) => err_frame(&req.id, &e),
-                            methods::Reply::NowThen(result, written) => {
-                                let f = match result {
-                                    Ok(payload) => ok_frame(&req.id, payload),
-                                    Err(e) => err_frame(&req.id, &e),
-                                };
-                                if !send_json(&mut socket, &f).await {
-                                    break;
+                        Ok(req) => {
+                            let result = match methods::dispatch(&gw, &caller, &req.id, &req.method, req.params.as_ref()) {
+                                methods::Reply::Now(r) => r,
+                                methods::Reply::NowThen(r, w) => {
+                                    written = Some(w);
+                                    r
                                 }
-                                let _ = written.send(());
-                                continue;
-                            }
-                            methods::Reply::Frame(f) => {
-                                if socket.send(Message::Text(f.into())).await.is_err() {
-                                    break;
+                                methods::Reply::Frame(f) => {
+                                    if socket.send(Message::Text(f.into())).await.is_err() {
+                                        break;
+                                    }
+                                    continue;
                                 }
-                                continue;
+                                methods::Reply::Later => continue,
+                            };
+                            match result {
+                                Ok(payload) => ok_frame(&req.id, payload),
+                                Err(e) => err_frame(&req.id, &e),
                             }
-                            methods::Reply::Later => continue,
-                        },
+                        }
                         Err(detail) => match protocol::salvage_id(&text) {
                             Some(id) => err_frame(&id, &ErrorShape::invalid(format!("invalid request frame: {detail}"))),
                             None => {
@@ -752,6 +752,9 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                     };
                     if !send_json(&mut socket, &reply).await {
                         break;
+                    }
+                    if let Some(w) = written {
+                        let _ = w.send(());
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {

@@ -14,7 +14,7 @@ use openclaw_e2e::home::{stderr, stdout};
 use openclaw_e2e::{TestHome, bins, ports, wait_until};
 use serde_json::Value;
 
-use crate::interop::{assert_offline, real_cli_env, token_of};
+use crate::interop::{assert_offline, ok_out, real_cli_env, token_of};
 use crate::skeleton::ok;
 
 const REPLY: &str = "Hello from the fake provider. You said: ";
@@ -44,17 +44,6 @@ fn ours(home: &TestHome, name: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run openclaw")
-}
-
-fn ok_out(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
 }
 
 fn gateway_env(home: &TestHome, name: &str, port: u16) -> [(String, String); 2] {
@@ -120,10 +109,8 @@ fn real_cli_agent_and_our_cli_chat_through_a_supervised_gateway() {
     // The same idempotency key twice: one provider request, the same answer.
     let before = fake.completions().len();
     let params = r#"{"message":"only once","agentId":"main","idempotencyKey":"e2e-dedupe-1"}"#;
-    let first = real(
-        &home,
-        &env,
-        &[
+    let call = || -> Value {
+        let args = [
             "gateway",
             "call",
             "agent",
@@ -131,25 +118,10 @@ fn real_cli_agent_and_our_cli_chat_through_a_supervised_gateway() {
             params,
             "--expect-final",
             "--json",
-        ],
-    );
-    let second = real(
-        &home,
-        &env,
-        &[
-            "gateway",
-            "call",
-            "agent",
-            "--params",
-            params,
-            "--expect-final",
-            "--json",
-        ],
-    );
-    let (first, second): (Value, Value) = (
-        serde_json::from_str(&ok_out(&first)).unwrap(),
-        serde_json::from_str(&ok_out(&second)).unwrap(),
-    );
+        ];
+        serde_json::from_str(&ok_out(&real(&home, &env, &args))).unwrap()
+    };
+    let (first, second) = (call(), call());
     assert_eq!(
         first["result"]["payloads"][0]["text"],
         format!("{REPLY}only once")

@@ -103,7 +103,8 @@ fn real_cli_gateway_call_health_against_a_started_profile() {
     assert_eq!(err["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
 }
 
-fn json_out(out: &Output) -> Value {
+/// Stdout of a command that must have exited 0 (else both streams shown).
+pub(crate) fn ok_out(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -111,7 +112,12 @@ fn json_out(out: &Output) -> Value {
         stdout(out),
         stderr(out)
     );
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+    stdout(out)
+}
+
+fn json_out(out: &Output) -> Value {
+    let text = ok_out(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 #[test]

@@ -91,6 +91,20 @@ fn known_agent(rt: &Runtime, method: &str, agent: &str) -> Result<(), ErrorShape
     }
 }
 
+/// The session store, for a method that changes it.
+fn sessions_mut(rt: &Runtime) -> Result<std::sync::MutexGuard<'_, store::Sessions>, ErrorShape> {
+    rt.sessions
+        .lock()
+        .map_err(|_| ErrorShape::invalid("session store unavailable"))
+}
+
+/// Refuses a model reference the config cannot resolve, saying why.
+fn check_model(gw: &Gateway, method: &str, model: &str) -> Result<(), ErrorShape> {
+    super::provider::resolve(&gw.settings.config.raw, Some(model))
+        .map(drop)
+        .map_err(|e| bad(method, e))
+}
+
 fn idempotency_key<'a>(method: &str, p: &'a Value) -> Result<&'a str, ErrorShape> {
     let k = str_param(method, p, "idempotencyKey", true)?.unwrap_or_default();
     if k.trim().is_empty() || k.len() > 256 || k.chars().any(char::is_control) {
@@ -252,7 +266,7 @@ fn agent_start(
         _ => None,
     };
     if let Some(m) = &model {
-        super::provider::resolve(&gw.settings.config.raw, Some(m)).map_err(|e| bad(M, e))?;
+        check_model(gw, M, m)?;
     }
     if let Some(run) = rt.run(run_id) {
         // A repeated key never starts a second run: the stored final
@@ -383,7 +397,7 @@ fn transcript(gw: &Gateway, key: &SessionKey) -> (Option<store::Entry>, Vec<Valu
         Err(_) => (None, None),
     };
     let messages = path
-        .map(|p| super::blocking(|| store::read_messages(&p)))
+        .map(|p| crate::methods::blocking(|| store::read_messages(&p)))
         .unwrap_or_default();
     (entry, messages)
 }
@@ -514,7 +528,7 @@ fn sessions_create(gw: &Gateway, p: &Value) -> Result<Value, ErrorShape> {
     known_agent(rt, M, &key.agent)?;
     let model = str_param(M, p, "model", false)?;
     if let Some(m) = model {
-        super::provider::resolve(&gw.settings.config.raw, Some(m)).map_err(|e| bad(M, e))?;
+        check_model(gw, M, m)?;
     }
     let parent = str_param(M, p, "parentSessionKey", false)?
         .map(|k| store::qualify(k, &key.agent).map(|k| k.full))
@@ -523,10 +537,7 @@ fn sessions_create(gw: &Gateway, p: &Value) -> Result<Value, ErrorShape> {
     let label = str_param(M, p, "label", false)?.or(str_param(M, p, "displayName", false)?);
     let thinking = str_param(M, p, "thinkingLevel", false)?;
     let entry = {
-        let mut s = rt
-            .sessions
-            .lock()
-            .map_err(|_| ErrorShape::invalid("session store unavailable"))?;
+        let mut s = sessions_mut(rt)?;
         s.ensure(&key, M);
         s.update(&key, |e| {
             if let Some(m) = model {
@@ -563,11 +574,7 @@ fn sessions_reset(gw: &Gateway, p: &Value) -> Result<Value, ErrorShape> {
     for r in rt.active_in(&key.full) {
         r.abort("rpc");
     }
-    let entry = rt
-        .sessions
-        .lock()
-        .map_err(|_| ErrorShape::invalid("session store unavailable"))?
-        .reset(&key);
+    let entry = sessions_mut(rt)?.reset(&key);
     rt.session_changed(&key, Some(&entry), json!({"reason": reason}));
     Ok(
         json!({"ok": true, "key": key.full, "sessionId": entry.session_id,
@@ -586,11 +593,7 @@ fn sessions_delete(gw: &Gateway, p: &Value) -> Result<Value, ErrorShape> {
         )));
     }
     let transcript = p["deleteTranscript"] == true;
-    let deleted = rt
-        .sessions
-        .lock()
-        .map_err(|_| ErrorShape::invalid("session store unavailable"))?
-        .delete(&key, transcript);
+    let deleted = sessions_mut(rt)?.delete(&key, transcript);
     if deleted {
         rt.session_changed(&key, None, json!({"reason": "delete"}));
     }
@@ -614,13 +617,10 @@ fn sessions_patch(gw: &Gateway, p: &Value) -> Result<Value, ErrorShape> {
     let thinking = field("thinkingLevel")?;
     let label = field("label")?;
     if let Some(Some(m)) = &model {
-        super::provider::resolve(&gw.settings.config.raw, Some(m)).map_err(|e| bad(M, e))?;
+        check_model(gw, M, m)?;
     }
     let entry = {
-        let mut s = rt
-            .sessions
-            .lock()
-            .map_err(|_| ErrorShape::invalid("session store unavailable"))?;
+        let mut s = sessions_mut(rt)?;
         s.ensure(&key, M);
         s.update(&key, |e| {
             if let Some(m) = model {

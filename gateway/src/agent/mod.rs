@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::methods::blocking;
 use crate::protocol::{ErrorShape, now_ms};
 use crate::server::Gateway;
 use crate::ws::Outbound;
@@ -566,14 +567,6 @@ pub fn message_text(m: &Value) -> String {
             .filter_map(|p| p["text"].as_str())
             .collect(),
         _ => String::new(),
-    }
-}
-
-/// Runs in blocking context (file I/O) off the async workers' duty.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
