@@ -129,8 +129,9 @@ pub struct Broadcast {
     pub event: &'static str,
     /// Payload, serialized once for every socket.
     pub payload: Arc<str>,
-    /// Attach `stateVersion`.
-    pub with_state_version: bool,
+    /// The `stateVersion` to attach, taken when the event was made (a
+    /// socket that reads it late still reports the version it describes).
+    pub state_version: Option<Arc<serde_json::Value>>,
 }
 
 impl Gateway {
@@ -231,7 +232,7 @@ impl Gateway {
         let _ = self.events.send(Broadcast {
             event,
             payload: payload.to_string().into(),
-            with_state_version,
+            state_version: with_state_version.then(|| Arc::new(self.state_version())),
         });
     }
 

@@ -702,8 +702,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             ev = events.recv() => match ev {
                 Ok(b) if event_allowed(&caller, b.event) => {
                     seq += 1;
-                    let state = b.with_state_version.then(|| gw.state_version());
-                    let f = spliced_event(b.event, &b.payload, seq, state.as_ref());
+                    let f = spliced_event(b.event, &b.payload, seq, b.state_version.as_deref());
                     if socket.send(Message::Text(f.into())).await.is_err() {
                         break;
                     }

@@ -264,18 +264,29 @@ fn twenty_parallel_starts_run_exactly_one_gateway() {
         &home,
         &["profile", "create", "a", "--port", &slot.base().to_string()],
     );
-    let children: Vec<Running> = (0..20)
-        .map(|_| {
-            let mut cmd = home.command(bins::openclawctl());
-            cmd.args(["start", "--profile", "a"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            Running::spawn(cmd)
-        })
-        .collect();
-    for mut c in children {
-        let status = c.wait_exit(Duration::from_secs(60));
-        assert!(status.success(), "a parallel start failed");
+    // Twenty real processes at once; each one's output is kept so a failure
+    // says which start failed and why.
+    let outputs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    home.command(bins::openclawctl())
+                        .args(["start", "--profile", "a"])
+                        .output()
+                        .expect("run openclawctl start")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "a parallel start failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        );
     }
     let state_dir = format!("OPENCLAW_STATE_DIR={}", home.state_dir("a").display());
     assert_eq!(
