@@ -14,6 +14,11 @@
 //!        session sends one `chat.send` that the fake provider answers with
 //!        `chunks` chunks stamped with their send time; reports each delta's
 //!        way from the provider to this client (median, p99).
+//!    or: `bench-gateway-client direct <base-url> <chunks> <gap-ms>`: the same
+//!        chunks read straight from the fake provider (no gateway).
+//!    or: `bench-gateway-client relay <base-url>`: a bare TCP relay in front
+//!        of the fake provider (`direct` through it is the floor of one
+//!        more process hop).
 
 use std::time::{Duration, Instant};
 
@@ -253,6 +258,33 @@ async fn direct(args: &[String]) {
     );
 }
 
+/// `relay <base-url>`: a bare TCP relay in front of the fake provider (the
+/// floor for any process between provider and client: one more hop, no
+/// work); prints its own base URL and spawns the relay.
+async fn relay(args: &[String]) {
+    let upstream = args[2]
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+}
+
 /// The `hold` mode; see the module docs.
 async fn hold(args: &[String]) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -314,9 +346,29 @@ async fn hold(args: &[String]) {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("relay") {
+        // The gateway's runtime shape (two workers), so that the relay's hop
+        // costs what any process in the middle costs.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(relay(&args));
+        // Relays until stdin closes.
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        return;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(client_main(args));
+}
+
+async fn client_main(args: Vec<String>) {
     if args.get(1).map(String::as_str) == Some("direct") {
         direct(&args).await;
         return;
