@@ -33,6 +33,7 @@ pub mod guard;
 pub mod identity;
 pub mod listener;
 pub mod methods;
+pub mod nodes;
 pub mod ops;
 pub mod output;
 pub mod pairing;

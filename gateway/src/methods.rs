@@ -14,11 +14,24 @@ use crate::server::Gateway;
 
 /// Methods advertised in `hello-ok.features.methods`: the control plane's
 /// and the agent runtime's.
-pub static METHODS: std::sync::LazyLock<Vec<&'static str>> =
-    std::sync::LazyLock::new(|| [CONTROL_METHODS, crate::agent::methods::METHODS].concat());
+pub static METHODS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    [
+        CONTROL_METHODS,
+        crate::agent::methods::METHODS,
+        crate::nodes::OPERATOR_METHODS,
+        crate::nodes::NODE_METHODS,
+    ]
+    .concat()
+});
 /// Events advertised in `hello-ok.features.events`.
-pub static EVENTS: std::sync::LazyLock<Vec<&'static str>> =
-    std::sync::LazyLock::new(|| [CONTROL_EVENTS, crate::agent::methods::EVENTS].concat());
+pub static EVENTS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    [
+        CONTROL_EVENTS,
+        crate::agent::methods::EVENTS,
+        crate::nodes::EVENTS,
+    ]
+    .concat()
+});
 
 /// The control plane's methods.
 const CONTROL_METHODS: &[&str] = &[
@@ -34,9 +47,6 @@ const CONTROL_METHODS: &[&str] = &[
     "device.pair.reject",
     "device.pair.remove",
     "device.token.revoke",
-    "node.pair.list",
-    "node.pair.approve",
-    "node.pair.reject",
 ];
 /// The control plane's events.
 const CONTROL_EVENTS: &[&str] = &[
@@ -47,7 +57,6 @@ const CONTROL_EVENTS: &[&str] = &[
     "shutdown",
     "device.pair.requested",
     "device.pair.resolved",
-    "node.pair.resolved",
 ];
 
 /// Who is calling: what the handshake settled for the socket.
@@ -93,9 +102,6 @@ pub const SIDE_EFFECTING: &[&str] = &[
     "device.pair.reject",
     "device.pair.remove",
     "device.token.revoke",
-    "node.pair.list",
-    "node.pair.approve",
-    "node.pair.reject",
 ];
 
 /// Replay cache for idempotency keys (spec §10): 5 minutes, 1000 entries.
@@ -148,12 +154,26 @@ pub fn dispatch(
         }
         return crate::agent::methods::dispatch(gw, caller, id, method, params);
     }
+    if crate::nodes::OPERATOR_METHODS.contains(&method)
+        || crate::nodes::NODE_METHODS.contains(&method)
+    {
+        if let Err(e) = authorize(caller, method) {
+            return Reply::Now(Err(e));
+        }
+        let empty = json!({});
+        let params = params.filter(|p| !p.is_null()).unwrap_or(&empty);
+        return crate::nodes::dispatch(gw, caller, id, method, params);
+    }
     Reply::Now(dispatch_control(gw, caller, method, params))
 }
 
 /// Role and scope checks for an advertised method.
 fn authorize(caller: &Caller, method: &str) -> Result<(), ErrorShape> {
-    if method != "health" && caller.role == "node" {
+    // A node calls `health` and its own methods; operators never call those.
+    let node_method = crate::nodes::NODE_METHODS.contains(&method);
+    if (caller.role == "node" && method != "health" && !node_method)
+        || (caller.role != "node" && node_method)
+    {
         return Err(ErrorShape::invalid(format!(
             "unauthorized role: {}",
             caller.role
@@ -215,9 +235,7 @@ fn dispatch_once(
         "logs.tail" => logs_tail(gw, params),
         "last-heartbeat" => Ok(Value::Null),
         "channels.status" => Ok(channels_status(gw)),
-        m if m.starts_with("device.") || m.starts_with("node.pair.") => {
-            crate::pairing::dispatch(gw, caller, m, params)
-        }
+        m if m.starts_with("device.") => crate::pairing::dispatch(gw, caller, m, params),
         _ => Err(ErrorShape::invalid(format!("unknown method: {method}"))),
     }
 }

@@ -72,7 +72,7 @@ pub struct DeviceToken {
 }
 
 /// An approved device.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Paired {
     /// Device id.
@@ -107,6 +107,73 @@ pub struct Paired {
     /// Last connect, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at_ms: Option<u64>,
+    /// A node's approved command surface (`node.pair.approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_surface: Option<NodeSurface>,
+    /// A node's declared surface waiting for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_node_surface: Option<PendingSurface>,
+    /// What a node last said about itself (kept while it is offline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeFacts>,
+}
+
+/// An approved node surface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSurface {
+    /// Capabilities.
+    pub caps: Vec<String>,
+    /// Commands.
+    pub commands: Vec<String>,
+    /// First approved, ms.
+    pub created_at_ms: u64,
+    /// Last approved, ms.
+    pub approved_at_ms: u64,
+}
+
+/// A node surface waiting for an operator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingSurface {
+    /// Request id (`openclaw nodes approve <requestId>`).
+    pub request_id: String,
+    /// Declared capabilities.
+    pub caps: Vec<String>,
+    /// Declared commands (those policy lets an operator approve).
+    pub commands: Vec<String>,
+    /// Declared permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Value>,
+    /// Filed, ms.
+    pub ts: u64,
+}
+
+/// A node's own facts from its last connect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    /// `client.version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `client.deviceFamily`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_family: Option<String>,
+    /// `client.modelIdentifier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_identifier: Option<String>,
+    /// Where it last connected from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    /// Last `node.host.stats`, with `updatedAtMs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_stats: Option<Value>,
+    /// Last connect, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_connected_at_ms: Option<u64>,
+    /// Last disconnect, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_disconnected_at_ms: Option<u64>,
 }
 
 /// The pairing store of one gateway.
@@ -224,6 +291,9 @@ impl Store {
                 created_at_ms: p.ts,
                 approved_at_ms: now,
                 last_seen_at_ms: None,
+                node_surface: None,
+                pending_node_surface: None,
+                node: None,
             });
         entry.public_key = p.public_key;
         if !entry.roles.contains(&p.role) {
@@ -323,7 +393,7 @@ fn not_found(what: &str) -> ErrorShape {
 /// `device.pair.list|approve|reject|remove`, `device.token.revoke`.
 pub fn dispatch(
     gw: &Gateway,
-    _caller: &Caller,
+    caller: &Caller,
     method: &str,
     params: &Value,
 ) -> Result<Value, ErrorShape> {
@@ -347,6 +417,13 @@ pub fn dispatch(
         }
         "device.pair.approve" => {
             let id = param(params, "requestId", method)?;
+            // Pairing a device for a role other than operator (a node)
+            // needs admin, as OpenClaw's `devices approve` expects.
+            if store.pending.get(id).is_some_and(|p| p.role != "operator")
+                && !caller.scopes.iter().any(|s| s == crate::scopes::ADMIN)
+            {
+                return Err(ErrorShape::invalid("device pairing approval denied"));
+            }
             let device = store
                 .approve(id, "operator")
                 .ok_or_else(|| not_found("requestId"))?;
@@ -379,36 +456,6 @@ pub fn dispatch(
                 .ok_or_else(|| not_found("deviceId"))?;
             save(&store)?;
             Ok(json!({"deviceId": id, "removed": true}))
-        }
-        // Nodes are paired devices with role `node` (spec §6.3).
-        "node.pair.list" => {
-            let connected = gw.connected_devices();
-            Ok(json!({
-                "pending": store.pending.values().filter(|p| p.role == "node").collect::<Vec<_>>(),
-                "paired": store.paired.values().filter(|p| p.roles.iter().any(|r| r == "node"))
-                    .map(|p| paired_wire(p, connected.contains(&p.device_id))).collect::<Vec<_>>(),
-            }))
-        }
-        "node.pair.approve" | "node.pair.reject" => {
-            let id = param(params, "requestId", method)?;
-            let is_node = store.pending.get(id).is_some_and(|p| p.role == "node");
-            if !is_node {
-                return Err(not_found("requestId"));
-            }
-            let approve = method.ends_with("approve");
-            let device_id = store.pending[id].device_id.clone();
-            if approve {
-                store.approve(id, "operator");
-            } else {
-                store.pending.remove(id);
-            }
-            save(&store)?;
-            drop(store);
-            let decision = if approve { "approved" } else { "rejected" };
-            let resolved =
-                json!({"requestId": id, "nodeId": device_id, "decision": decision, "ts": now_ms()});
-            gw.broadcast("node.pair.resolved", resolved.clone(), false);
-            Ok(resolved)
         }
         "device.token.revoke" => {
             let id = param(params, "deviceId", method)?;

@@ -35,6 +35,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The gateway is stopping or restarting.
     pub const SERVICE_RESTART: u16 = 1012;
+    /// An operator removed this node (`node.pair.remove`).
+    pub const DEVICE_REMOVED: u16 = 4001;
 }
 
 /// Error codes clients match on (spec §2.1).
@@ -52,16 +54,30 @@ pub struct ErrorShape {
     pub message: String,
     /// Structured details (`details.code` etc.).
     pub details: Option<Value>,
+    /// `retryable: true` on the wire (the client may try again as is).
+    pub retryable: bool,
 }
 
 impl ErrorShape {
     /// An `INVALID_REQUEST` error.
     pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(code::INVALID_REQUEST, message)
+    }
+
+    /// An error with `code`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            code: code::INVALID_REQUEST,
+            code,
             message: message.into(),
             details: None,
+            retryable: false,
         }
+    }
+
+    /// Marks the error retryable.
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
     }
 
     /// Adds `details`.
@@ -75,6 +91,9 @@ impl ErrorShape {
         let mut e = json!({"code": self.code, "message": self.message});
         if let Some(d) = &self.details {
             e["details"] = d.clone();
+        }
+        if self.retryable {
+            e["retryable"] = true.into();
         }
         e
     }
@@ -154,6 +173,9 @@ pub struct ClientInfo {
     /// `client.deviceFamily`.
     #[serde(default, rename = "deviceFamily")]
     pub device_family: Option<String>,
+    /// `client.modelIdentifier`.
+    #[serde(default, rename = "modelIdentifier")]
+    pub model_identifier: Option<String>,
 }
 
 /// `connect.params.auth`.
@@ -195,6 +217,18 @@ pub struct ConnectParams {
     /// Device identity proof.
     #[serde(default)]
     pub device: Option<crate::identity::DeviceProof>,
+    /// A node's declared capabilities.
+    #[serde(default)]
+    pub caps: Option<Vec<String>>,
+    /// A node's declared commands.
+    #[serde(default)]
+    pub commands: Option<Vec<String>>,
+    /// A node's declared permissions (`{name: bool}`).
+    #[serde(default)]
+    pub permissions: Option<serde_json::Value>,
+    /// A node's `PATH`.
+    #[serde(default, rename = "pathEnv")]
+    pub path_env: Option<String>,
 }
 
 impl ConnectParams {
@@ -258,11 +292,16 @@ mod tests {
                 instance_id: None,
                 display_name: None,
                 device_family: None,
+                model_identifier: None,
             },
             role: role.map(str::to_string),
             scopes: None,
             auth: None,
             device: None,
+            caps: None,
+            commands: None,
+            permissions: None,
+            path_env: None,
         }
     }
 

@@ -22,10 +22,14 @@ pub fn method_scope(method: &str) -> Option<&'static str> {
         "health" => None,
         m if m.starts_with("device.pair.")
             || m.starts_with("device.token.")
-            || m.starts_with("node.pair.") =>
+            || m.starts_with("node.pair.")
+            || m == "node.rename" =>
         {
             Some(PAIRING)
         }
+        // A node's own methods are gated by role, not scope.
+        m if crate::nodes::NODE_METHODS.contains(&m) => None,
+        "node.invoke" => Some(WRITE),
         m if m.starts_with("config.") && m != "config.get" => Some(ADMIN),
         "sessions.delete" => Some(ADMIN),
         "chat.send" | "chat.abort" | "agent" | "agent.wait" | "sessions.create"
@@ -66,6 +70,7 @@ pub fn forbidden(needed: &str) -> ErrorShape {
         details: Some(
             json!({"code": "MISSING_SCOPE", "missingScope": needed, "requiredScopes": [needed]}),
         ),
+        retryable: false,
     }
 }
 

@@ -87,6 +87,8 @@ pub struct Gateway {
     pub dedupe: std::sync::Mutex<crate::methods::Dedupe>,
     /// The agent runtime: runs, sessions, providers.
     pub agent: crate::agent::Runtime,
+    /// Connected nodes and their pending invokes.
+    pub nodes: crate::nodes::Nodes,
 }
 
 /// The gateway's timers and pre-auth caps.
@@ -121,6 +123,9 @@ impl Default for Timers {
         }
     }
 }
+
+/// How long a disconnected node stays in the presence list.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(300);
 
 /// An event for every connected socket.
 #[derive(Debug, Clone)]
@@ -168,6 +173,7 @@ impl Gateway {
         let state_instance = openclaw_profiles::contract::instance_id(&settings.paths.state_dir);
         Arc::new(Self {
             agent: crate::agent::Runtime::new(&settings.paths.state_dir, &settings.config.raw),
+            nodes: Default::default(),
             pairing: std::sync::Mutex::new(
                 crate::pairing::Store::load(&settings.paths.state_dir).with_writer(),
             ),
@@ -282,6 +288,36 @@ impl Gateway {
         self.presence_version
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.presence_dirty.notify_one();
+    }
+
+    /// Marks a closed socket's presence entry `disconnect` and forgets it
+    /// after [`PRESENCE_TTL`] (nodes: operators see them leave).
+    pub fn presence_disconnect(self: &Arc<Self>, conn_id: &str) {
+        let entry = self
+            .presence
+            .lock()
+            .ok()
+            .and_then(|p| p.get(conn_id).cloned());
+        let Some(mut entry) = entry else {
+            return;
+        };
+        entry["reason"] = "disconnect".into();
+        let ts = crate::protocol::now_ms();
+        entry["ts"] = ts.into();
+        self.set_presence(conn_id, Some(entry));
+        let (gw, conn) = (Arc::downgrade(self), conn_id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(PRESENCE_TTL).await;
+            if let Some(gw) = gw.upgrade() {
+                let same = gw
+                    .presence
+                    .lock()
+                    .is_ok_and(|p| p.get(&conn).is_some_and(|e| e["ts"] == ts));
+                if same {
+                    gw.set_presence(&conn, None);
+                }
+            }
+        });
     }
 
     /// Broadcasts the presence list as it is now.

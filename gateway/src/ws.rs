@@ -46,8 +46,11 @@ pub struct Outbound {
 pub enum Out {
     /// An event (the socket checks its scope and adds its `seq`).
     Event(&'static str, Arc<str>),
-    /// A ready `res` frame.
+    /// A ready frame (a `res`, or an event targeted at this socket alone,
+    /// which carries no `seq`).
     Frame(String),
+    /// Close the socket with this code and reason.
+    Close(u16, String),
 }
 
 /// Items a socket's outbound queue holds.
@@ -85,6 +88,17 @@ impl Outbound {
     pub async fn frame(&self, frame: String) {
         let _ = self.tx.send(Out::Frame(frame)).await;
     }
+
+    /// Queues a ready frame without waiting; a full queue drops it (an
+    /// invoke request dropped this way times out like a lost one).
+    pub fn frame_now(&self, frame: String) {
+        let _ = self.tx.try_send(Out::Frame(frame));
+    }
+
+    /// Asks the socket to close with `code` and `reason`.
+    pub fn close(&self, code: u16, reason: &str) {
+        let _ = self.tx.try_send(Out::Close(code, reason.to_string()));
+    }
 }
 
 /// What the handshake settled for this socket.
@@ -92,6 +106,8 @@ impl Outbound {
 struct Session {
     caller: Caller,
     device_id: Option<String>,
+    /// What a node declared (role `node` only).
+    node: Option<crate::nodes::NodeHello>,
 }
 
 /// How a handshake ended without a session.
@@ -280,6 +296,7 @@ async fn handshake(
             details: Some(
                 json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited", "recommendedNextStep": "wait_then_retry", "retryAfterMs": left}),
             ),
+            retryable: true,
         };
         let reason = err.message.clone();
         return Err(refuse(id, err, close::POLICY, &reason));
@@ -316,11 +333,15 @@ async fn handshake(
     // Device-less: shared-secret auth passed. Scopes survive only for the
     // CLI and the internal backend client on a local socket (spec §5.3).
     let Some(proof) = params.device.as_ref() else {
+        if role == "node" {
+            let msg = "node connections need a device identity (the node id is the device id)";
+            return Err(refuse(id, ErrorShape::invalid(msg), close::POLICY, msg));
+        }
         let keeps = local
             && ((params.client.id == "cli" && params.client.mode == "cli")
                 || (params.client.id == "gateway-client" && params.client.mode == "backend"));
         let scopes = if keeps { requested } else { Vec::new() };
-        return finish(socket, gw, id, &params, role, scopes, None, None).await;
+        return finish(socket, gw, id, &params, role, scopes, None, None, ip).await;
     };
 
     // Device proof.
@@ -346,7 +367,10 @@ async fn handshake(
     let device = proof.id.to_ascii_lowercase();
     // A device token never grants more than it was issued with: silent
     // upgrades belong to the shared-secret paths only (spec §5).
-    let silent = local && !via_device_token;
+    // Nodes are paired silently on loopback unless
+    // `gateway.nodes.pairing.autoApproveLocal` is false.
+    let silent =
+        local && !via_device_token && (role != "node" || crate::nodes::auto_approve_local(gw));
     let token = match pair_device(gw, &params, proof, &role, &requested, ip, silent) {
         Ok(t) => t,
         Err((err, reason)) => return Err(refuse(id, err, close::POLICY, &reason)),
@@ -360,6 +384,7 @@ async fn handshake(
         requested,
         Some(device),
         token,
+        ip,
     )
     .await
 }
@@ -440,6 +465,7 @@ fn pair_device(
                     "remediationHint": "Approve this device from the pending pairing requests.",
                     "deviceId": device, "requestedRole": role, "requestedScopes": requested,
                 })),
+                retryable: false,
             };
             return Err((err, format!("{message} (requestId: {})", req.request_id)));
         }
@@ -476,6 +502,7 @@ async fn finish(
     scopes: Vec<String>,
     device_id: Option<String>,
     token: Option<pairing::DeviceToken>,
+    remote_ip: std::net::IpAddr,
 ) -> Result<Session, Refusal> {
     let conn_id = uuid_v4();
     let mut hello = hello_ok(gw, &conn_id, &role, &scopes);
@@ -501,6 +528,24 @@ async fn finish(
             entry[k] = v.clone().into();
         }
     }
+    let mut node = None;
+    if role == "node"
+        && let Some(d) = &device_id
+    {
+        // A node's presence names it by device id and display name.
+        let name = c.display_name.clone().unwrap_or_else(|| c.id.clone());
+        entry["instanceId"] = d.clone().into();
+        entry["text"] = format!("Node: {name} · mode {}", c.mode).into();
+        node = Some(crate::nodes::NodeHello {
+            node_id: d.clone(),
+            client: c.clone(),
+            caps: params.caps.clone().unwrap_or_default(),
+            commands: params.commands.clone().unwrap_or_default(),
+            permissions: params.permissions.clone(),
+            path_env: params.path_env.clone(),
+            remote_ip: remote_ip.to_string(),
+        });
+    }
     gw.set_presence(&conn_id, Some(entry));
     // Who the caller is: its proven device (across reconnects), else this
     // one connection (a client-chosen `instanceId` proves nothing).
@@ -517,6 +562,7 @@ async fn finish(
             outbound: None,
         },
         device_id,
+        node,
     })
 }
 
@@ -651,6 +697,11 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
     let mut caller = session.caller;
     let (outbound, mut queued) = Outbound::new(&caller.conn_id);
     let missed = outbound.missed.clone();
+    let node_id = session.node.as_ref().map(|n| n.node_id.clone());
+    if let Some(hello) = session.node {
+        gw.nodes
+            .attach(&gw, hello, &caller.conn_id, outbound.clone());
+    }
     caller.outbound = Some(outbound);
     let mut events = gw.events.subscribe();
     let mut seq: u64 = 0;
@@ -694,6 +745,10 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                     }
                     Out::Event(..) => continue,
                     Out::Frame(f) => f,
+                    Out::Close(code, reason) => {
+                        send_close(&mut socket, code, &reason).await;
+                        break;
+                    }
                 };
                 if socket.send(Message::Text(frame.into())).await.is_err() {
                     break;
@@ -766,7 +821,14 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             }
         }
     }
-    gw.set_presence(&caller.conn_id, None);
+    match &node_id {
+        // A node's entry stays listed as disconnected for a while.
+        Some(n) => {
+            gw.nodes.detach(&gw, n, &caller.conn_id);
+            gw.presence_disconnect(&caller.conn_id);
+        }
+        None => gw.set_presence(&caller.conn_id, None),
+    }
     gw.agent.unsubscribe(&caller.conn_id);
     tracing::debug!(conn_id = %caller.conn_id, device = ?session.device_id, "client disconnected");
 }

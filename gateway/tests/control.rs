@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn connect_as(gw: &TestGateway, params: Value) -> (Ws, Value) {
+pub(crate) async fn connect_as(gw: &TestGateway, params: Value) -> (Ws, Value) {
     let (mut ws, _) = gw.open().await;
     send(&mut ws, &connect_frame("1", params)).await;
     let res = recv(&mut ws).await;
@@ -250,21 +250,51 @@ async fn a_burst_of_connects_is_one_presence_event() {
     assert!(events < 20, "{events} presence events for 20 connects");
 }
 
-struct Device {
+pub(crate) struct Device {
     key: ed25519_dalek::SigningKey,
 }
 
 impl Device {
-    fn new(seed: u8) -> Self {
+    pub(crate) fn new(seed: u8) -> Self {
         Self {
             key: ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
         }
     }
-    fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         device_id_of(self.key.verifying_key().as_bytes())
     }
     /// TUI-style connect params signed (v3) for this challenge.
     fn params(&self, challenge: &Value, auth: Value, scopes: &[&str]) -> Value {
+        let client = json!({"id": "openclaw-tui", "displayName": "openclaw-tui", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux", "mode": "ui"});
+        self.signed(challenge, auth, "operator", client, scopes, json!({}))
+    }
+
+    /// What the real headless node host sends (`nodes-canvas.md` §2.1),
+    /// declaring `commands`.
+    pub(crate) fn node_params(&self, challenge: &Value, commands: &[&str]) -> Value {
+        let client = json!({"id": "node-host", "displayName": "Test Node", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux", "mode": "node", "instanceId": "0b7d8c1e-5d2a-4d4e-9a51-2f8f4d7b9c10"});
+        let extra = json!({"caps": ["system"], "commands": commands, "pathEnv": "/usr/bin:/bin"});
+        self.signed(
+            challenge,
+            json!({"token": TOKEN}),
+            "node",
+            client,
+            &[],
+            extra,
+        )
+    }
+
+    /// Connect params for `role` and `client`, signed (v3) for this
+    /// challenge, with `extra` fields merged in.
+    fn signed(
+        &self,
+        challenge: &Value,
+        auth: Value,
+        role: &str,
+        client: Value,
+        scopes: &[&str],
+        extra: Value,
+    ) -> Value {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let ts = challenge["ts"].as_u64().unwrap();
         let nonce = challenge["nonce"].as_str().unwrap();
@@ -277,19 +307,19 @@ impl Device {
             ts,
             nonce,
             &SignedFields {
-                client_id: "openclaw-tui",
-                client_mode: "ui",
-                role: "operator",
+                client_id: client["id"].as_str().unwrap(),
+                client_mode: client["mode"].as_str().unwrap(),
+                role,
                 scopes: &scopes,
                 token,
                 platform: Some("linux"),
                 device_family: Some("Linux"),
             },
         );
-        let p = json!({
+        let mut p = json!({
             "minProtocol": 4, "maxProtocol": 4,
-            "client": {"id": "openclaw-tui", "displayName": "openclaw-tui", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux", "mode": "ui"},
-            "role": "operator", "scopes": scopes, "auth": auth,
+            "client": client,
+            "role": role, "scopes": scopes, "auth": auth,
             "device": {
                 "id": self.id(),
                 "publicKey": encode_b64(self.key.verifying_key().as_bytes()),
@@ -297,6 +327,9 @@ impl Device {
                 "signedAt": ts, "nonce": nonce,
             },
         });
+        if let (Some(p), Value::Object(extra)) = (p.as_object_mut(), extra) {
+            p.extend(extra);
+        }
         openclaw_e2e::schema::check_connect_params(&p);
         p
     }
@@ -671,40 +704,6 @@ async fn a_client_that_answers_pings_stays() {
         i += 1;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-}
-
-#[tokio::test]
-async fn node_pairing_requests_are_listed_and_approved() {
-    let gw = TestGateway::with_token_seeded(|d| {
-        seed_pending(d, &[("n1", "node-1", "NNNNNNNN", "node")])
-    })
-    .await;
-    let (mut ws, _) = connect_as(
-        &gw,
-        with_scopes(cli_params(Some(TOKEN)), &["operator.pairing"]),
-    )
-    .await;
-    let list = call(&mut ws, "2", "node.pair.list", json!({})).await["payload"].clone();
-    assert_eq!(list["pending"][0]["requestId"], "n1");
-    let ok = call(
-        &mut ws,
-        "3",
-        "node.pair.approve",
-        json!({"requestId": "n1"}),
-    )
-    .await;
-    assert_eq!(
-        (
-            ok["payload"]["nodeId"].as_str(),
-            ok["payload"]["decision"].as_str()
-        ),
-        (Some("node-1"), Some("approved"))
-    );
-    let ev = recv(&mut ws).await;
-    assert_eq!(ev["event"], "node.pair.resolved");
-    let list = call(&mut ws, "4", "node.pair.list", json!({})).await["payload"].clone();
-    assert_eq!(list["paired"][0]["deviceId"], "node-1");
-    assert_eq!(list["pending"], json!([]));
 }
 
 #[tokio::test]

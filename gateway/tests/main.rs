@@ -1,10 +1,12 @@
 //! The gateway's integration tests: the protocol over a real WebSocket
 //! against an in-process server bound to 127.0.0.1:0 ([`ws`], [`http`]),
-//! and the `openclaw` binary's start-up guard and exit codes ([`binary`]).
+//! nodes and `node.invoke` ([`nodes`]), and the `openclaw` binary's
+//! start-up guard and exit codes ([`binary`]).
 
 mod agent;
 mod binary;
 mod control;
 mod http;
+mod nodes;
 mod support;
 mod ws;

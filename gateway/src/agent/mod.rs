@@ -824,6 +824,7 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec, before: Opt
                         code: "UNAVAILABLE",
                         message: msg,
                         details: None,
+                        retryable: false,
                     }),
                 ),
             }
@@ -884,6 +885,7 @@ async fn execute(gw: Arc<Gateway>, run: Arc<Run>, mut spec: RunSpec, before: Opt
                         code: "UNAVAILABLE",
                         message,
                         details: None,
+                        retryable: false,
                     }),
                 ),
             }
