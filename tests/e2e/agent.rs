@@ -22,15 +22,28 @@ const REPLY: &str = "Hello from the fake provider. You said: ";
 /// Creates profile `name` on `port` with the fake as its model provider
 /// and starts it.
 fn start_with_fake(home: &TestHome, name: &str, port: u16, fake: &FakeProvider) {
+    start_with_config(home, name, port, &fake.config());
+}
+
+/// Creates profile `name` on `port`, merges `extra`'s top-level keys into
+/// its config (a key of `gateway` is merged one level down, keeping the
+/// token) and starts it.
+pub(crate) fn start_with_config(home: &TestHome, name: &str, port: u16, extra: &Value) {
     ok(
         home,
         &["profile", "create", name, "--port", &port.to_string()],
     );
     let path = home.state_dir(name).join("openclaw.json");
     let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let extra = fake.config();
     for (k, v) in extra.as_object().unwrap() {
-        cfg[k] = v.clone();
+        match (k.as_str(), v.as_object()) {
+            ("gateway", Some(g)) => {
+                for (gk, gv) in g {
+                    cfg["gateway"][gk] = gv.clone();
+                }
+            }
+            _ => cfg[k] = v.clone(),
+        }
     }
     std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let out = ok(home, &["start", name]);
@@ -46,7 +59,7 @@ fn ours(home: &TestHome, name: &str, args: &[&str]) -> Output {
         .expect("run openclaw")
 }
 
-fn gateway_env(home: &TestHome, name: &str, port: u16) -> [(String, String); 2] {
+pub(crate) fn gateway_env(home: &TestHome, name: &str, port: u16) -> [(String, String); 2] {
     [
         (
             "OPENCLAW_GATEWAY_URL".into(),
@@ -56,7 +69,7 @@ fn gateway_env(home: &TestHome, name: &str, port: u16) -> [(String, String); 2] 
     ]
 }
 
-fn real(home: &TestHome, env: &[(String, String)], args: &[&str]) -> Output {
+pub(crate) fn real(home: &TestHome, env: &[(String, String)], args: &[&str]) -> Output {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     real_cli_env(home, &env, args)
 }

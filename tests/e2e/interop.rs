@@ -34,18 +34,28 @@ fn real_cli(home: &TestHome, args: &[&str]) -> Output {
 
 /// The same, with extra environment (e.g. `OPENCLAW_GATEWAY_URL`).
 pub(crate) fn real_cli_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
+    real_cli_command(home, env, args)
+        .output()
+        .expect("run the real OpenClaw CLI")
+}
+
+/// The real CLI as a command, not yet run (for one that runs alongside).
+pub(crate) fn real_cli_command(
+    home: &TestHome,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Command {
     assert_offline();
     let cli_home = home.path().join("cli");
     let state = cli_home.join("state");
     std::fs::create_dir_all(&state).unwrap();
-    home.command(bins::real_openclaw_cli())
-        .env("HOME", &cli_home)
+    let mut cmd = home.command(bins::real_openclaw_cli());
+    cmd.env("HOME", &cli_home)
         .env("OPENCLAW_STATE_DIR", &state)
         .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
         .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .expect("run the real OpenClaw CLI")
+        .args(args);
+    cmd
 }
 
 pub(crate) fn token_of(home: &TestHome, name: &str) -> String {

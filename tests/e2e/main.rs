@@ -5,6 +5,7 @@
 mod agent;
 mod doctor;
 mod interop;
+mod nodes;
 mod real_use;
 mod services;
 mod skeleton;

@@ -202,6 +202,28 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Waits for exit with a deadline and collects what the child wrote to
+    /// its piped stdout and stderr.
+    pub fn output(mut self, limit: std::time::Duration) -> std::process::Output {
+        use std::io::Read;
+        let status = self.wait_exit(limit);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_end(&mut stdout);
+        }
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_end(&mut stderr);
+        }
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
