@@ -108,6 +108,15 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Nodes: devices that run commands for this gateway.
+    Nodes {
+        /// What to do.
+        #[command(subcommand)]
+        command: NodesCommand,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Pairing requests by code.
     Pairing {
         /// list, approve or reject.
@@ -218,6 +227,63 @@ pub struct AgentArgs {
     /// This profile's gateway on another local port.
     #[arg(long, conflicts_with = "url")]
     pub port: Option<u16>,
+}
+
+/// `openclaw nodes <command>`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodesCommand {
+    /// Every known node: connected or offline, approval, commands.
+    Status,
+    /// Pending and approved node surfaces.
+    List,
+    /// Node surfaces waiting for approval.
+    Pending,
+    /// One node in full.
+    Describe {
+        /// Node id, IP, name or id prefix (6+ characters).
+        #[arg(long)]
+        node: String,
+    },
+    /// Approve a node's declared commands.
+    Approve {
+        /// The request id (`openclaw nodes pending`).
+        request_id: String,
+    },
+    /// Reject a node's declared commands.
+    Reject {
+        /// The request id.
+        request_id: String,
+    },
+    /// Give a node a display name.
+    Rename {
+        /// Node id, IP, name or id prefix.
+        #[arg(long)]
+        node: String,
+        /// The new name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Unpair a node (its socket is closed).
+    Remove {
+        /// Node id, IP, name or id prefix.
+        #[arg(long)]
+        node: String,
+    },
+    /// Run a command on a node and print its answer.
+    Invoke {
+        /// Node id, IP, name or id prefix.
+        #[arg(long)]
+        node: String,
+        /// The command (`system.which`, ...).
+        #[arg(long)]
+        command: String,
+        /// Its params, as JSON.
+        #[arg(long)]
+        params: Option<String>,
+        /// Milliseconds the node may take (default 15000).
+        #[arg(long, value_name = "MS")]
+        invoke_timeout: Option<u64>,
+    },
 }
 
 /// `openclaw sessions ...`.

@@ -34,6 +34,7 @@ pub mod identity;
 pub mod listener;
 pub mod methods;
 pub mod nodes;
+pub mod nodes_ops;
 pub mod ops;
 pub mod output;
 pub mod pairing;

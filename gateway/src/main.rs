@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Parser;
 use openclaw_gateway::cli::{ChannelsCommand, Cli, Command, GatewayCommand};
 use openclaw_gateway::settings::{self, GatewayFlags};
-use openclaw_gateway::{Gateway, StartError, agent_ops, guard, ops, service};
+use openclaw_gateway::{Gateway, StartError, agent_ops, guard, nodes_ops, ops, service};
 use openclaw_profiles::ProfileName;
 use openclaw_profiles::contract::ENV_LIFELINE;
 use openclaw_profiles::paths::{EnvSnapshot, apply_cli_profile_env};
@@ -102,6 +102,9 @@ fn main() -> ExitCode {
             ExitCode::from(agent_ops::dashboard(&env, no_open, json))
         }
         Command::Sessions(args) => ExitCode::from(agent_ops::sessions(&env, &args)),
+        Command::Nodes { command, conn } => {
+            ExitCode::from(nodes_ops::nodes(&env, &conn.to_conn(), &command))
+        }
         Command::Pairing { action, args, conn } => {
             ExitCode::from(ops::pairing(&env, &conn.to_conn(), &action, &args))
         }

@@ -510,7 +510,25 @@ pub fn devices(env: &EnvSnapshot, conn: &Conn, action: &str, request_id: Option<
             return 2;
         }
     };
-    match with_client(env, conn, CLI, &[scopes::PAIRING], async |c| {
+    // Pairing a device for another role than operator (a node) needs
+    // admin too; ask for it only then, as the real CLI ends up doing.
+    let mut wanted = vec![scopes::PAIRING];
+    if let ("approve", Some(id)) = (action, request_id) {
+        let listed = with_client(env, conn, CLI, &[scopes::PAIRING], async |c| {
+            c.request("device.pair.list", json!({})).await
+        });
+        let role = listed.ok().and_then(|v| {
+            v["pending"]
+                .as_array()?
+                .iter()
+                .find(|p| p["requestId"] == id)
+                .and_then(|p| p["role"].as_str().map(str::to_string))
+        });
+        if role.is_some_and(|r| r != "operator") {
+            wanted.push(scopes::ADMIN);
+        }
+    }
+    match with_client(env, conn, CLI, &wanted, async |c| {
         c.request(method, params).await
     }) {
         Ok(v) if conn.json => {

@@ -51,7 +51,7 @@ pub(crate) fn start_with_config(home: &TestHome, name: &str, port: u16, extra: &
 }
 
 /// Our `openclaw --profile <name> args...`.
-fn ours(home: &TestHome, name: &str, args: &[&str]) -> Output {
+pub(crate) fn ours(home: &TestHome, name: &str, args: &[&str]) -> Output {
     home.command(bins::openclaw())
         .args(["--profile", name])
         .args(args)

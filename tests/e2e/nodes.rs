@@ -9,7 +9,7 @@ use openclaw_e2e::home::Running;
 use openclaw_e2e::{TestHome, bins, ports, wait_until};
 use serde_json::{Value, json};
 
-use crate::agent::{gateway_env, real, start_with_config};
+use crate::agent::{gateway_env, ours, real, start_with_config};
 use crate::interop::{assert_offline, ok_out, real_cli_command, token_of};
 
 /// The real node host for profile `name`'s gateway, with its own state.
@@ -157,6 +157,26 @@ fn the_real_node_host_pairs_is_approved_and_runs_commands_through_our_gateway() 
     ));
     let sh = which["payload"]["bins"]["sh"].as_str().unwrap_or_default();
     assert!(sh.ends_with("/sh"), "{which}");
+
+    // Ours does the same: status, and invoke by display name.
+    let mine = json_of(&ours(&home, "a", &["nodes", "status", "--json"]));
+    assert_eq!(mine["nodes"][0]["approvalState"], "approved");
+    let which = json_of(&ours(
+        &home,
+        "a",
+        &[
+            "nodes",
+            "invoke",
+            "--node",
+            "E2E Node",
+            "--command",
+            "system.which",
+            "--params",
+            r#"{"bins":["sh"]}"#,
+            "--json",
+        ],
+    ));
+    assert_eq!(which["payload"]["bins"]["sh"].as_str(), Some(sh), "{which}");
 
     // Past its timeout: TIMEOUT (the node is told to cancel).
     let out = run_on_node(&home, &env, &node, &["sleep", "5"], 500)
