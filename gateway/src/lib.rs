@@ -26,6 +26,7 @@ pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
 pub mod agent;
 pub mod agent_ops;
 pub mod auth;
+pub mod canvas;
 pub mod cli;
 pub mod client;
 pub mod frameguard;

@@ -12,7 +12,7 @@ use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use openclaw_profiles::contract::HEALTHZ_BODY;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -89,6 +89,8 @@ pub struct Gateway {
     pub agent: crate::agent::Runtime,
     /// Connected nodes and their pending invokes.
     pub nodes: crate::nodes::Nodes,
+    /// Live canvas capabilities (one per socket that has one).
+    pub canvas_caps: crate::canvas::Caps,
 }
 
 /// The gateway's timers and pre-auth caps.
@@ -174,6 +176,7 @@ impl Gateway {
         Arc::new(Self {
             agent: crate::agent::Runtime::new(&settings.paths.state_dir, &settings.config.raw),
             nodes: Default::default(),
+            canvas_caps: Default::default(),
             pairing: std::sync::Mutex::new(
                 crate::pairing::Store::load(&settings.paths.state_dir).with_writer(),
             ),
@@ -210,6 +213,16 @@ impl Gateway {
                 timers.preauth_caps.1,
             )),
         })
+    }
+
+    /// `<bind address>:<port>` as a URL host (the fallback when a client
+    /// sent no `Host`).
+    pub fn local_host(&self) -> String {
+        let port = self.settings.port;
+        match self.settings.bind_addr {
+            std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+            a => format!("{a}:{port}"),
+        }
     }
 
     /// Milliseconds since start.
@@ -340,6 +353,17 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .route("/webchat.js", get(crate::webchat::script))
         .route("/webchat.css", get(crate::webchat::style))
+        .route("/__openclaw__/canvas", get(crate::canvas::fallthrough))
+        .route("/__openclaw__/canvas/", get(crate::canvas::fallthrough))
+        .route(
+            "/__openclaw__/canvas/{*rest}",
+            any(crate::canvas::canvas_route),
+        )
+        .route(
+            "/__openclaw__/cap/{cap}/{*rest}",
+            any(crate::canvas::cap_route),
+        )
+        .route("/__openclaw__/cap/{cap}", any(crate::canvas::bare_cap))
         .with_state(gw)
 }
 
@@ -395,6 +419,13 @@ async fn root(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let client = crate::proxy::client_addr(peer, &headers, &gw.settings.trusted_proxies);
+    // Where this client reaches us (capability URLs name it).
+    let trusted = gw
+        .settings
+        .trusted_proxies
+        .iter()
+        .any(|c| c.contains(peer.ip()));
+    let base = crate::canvas::public_base(&headers, trusted, &gw.local_host());
     // The connection's pre-auth slot goes with the socket until hello-ok.
     let preauth = slot.and_then(|s| s.0.take());
     match upgrade {
@@ -406,7 +437,9 @@ async fn root(
             .max_write_buffer_size(crate::protocol::MAX_BUFFERED_BYTES)
             .max_message_size(MAX_PAYLOAD_BYTES)
             .max_frame_size(MAX_PAYLOAD_BYTES)
-            .on_upgrade(move |socket| crate::ws::serve_connection(socket, gw, client, preauth)),
+            .on_upgrade(move |socket| {
+                crate::ws::serve_connection(socket, gw, client, preauth, base)
+            }),
         // A browser: the web chat page.
         Err(_) => crate::webchat::index(),
     }

@@ -152,6 +152,7 @@ pub async fn serve_connection(
     gw: Arc<Gateway>,
     client: (std::net::IpAddr, bool),
     preauth: Option<crate::listener::PreAuth>,
+    base: String,
 ) {
     let _tracked = gw.connections.token();
     let nonce = uuid_v4();
@@ -160,7 +161,7 @@ pub async fn serve_connection(
         return;
     }
     let handshake = tokio::select! {
-        r = tokio::time::timeout(gw.handshake_timeout, handshake(&mut socket, &gw, client, &nonce)) => r,
+        r = tokio::time::timeout(gw.handshake_timeout, handshake(&mut socket, &gw, client, &nonce, &base)) => r,
         () = gw.shutdown.cancelled() => {
             send_close(&mut socket, close::SERVICE_RESTART, "service restart").await;
             return;
@@ -227,6 +228,7 @@ async fn handshake(
     gw: &Gateway,
     client: (std::net::IpAddr, bool),
     nonce: &str,
+    base: &str,
 ) -> Result<Session, Refusal> {
     let text = first_text(socket).await?;
     if text.len() > PREAUTH_MAX_BYTES {
@@ -341,7 +343,18 @@ async fn handshake(
             && ((params.client.id == "cli" && params.client.mode == "cli")
                 || (params.client.id == "gateway-client" && params.client.mode == "backend"));
         let scopes = if keeps { requested } else { Vec::new() };
-        return finish(socket, gw, id, &params, role, scopes, None, None, ip).await;
+        return finish(
+            socket,
+            gw,
+            id,
+            &params,
+            role,
+            scopes,
+            None,
+            None,
+            (ip, base),
+        )
+        .await;
     };
 
     // Device proof.
@@ -384,7 +397,7 @@ async fn handshake(
         requested,
         Some(device),
         token,
-        ip,
+        (ip, base),
     )
     .await
 }
@@ -502,13 +515,33 @@ async fn finish(
     scopes: Vec<String>,
     device_id: Option<String>,
     token: Option<pairing::DeviceToken>,
-    remote_ip: std::net::IpAddr,
+    (remote_ip, base): (std::net::IpAddr, &str),
 ) -> Result<Session, Refusal> {
     let conn_id = uuid_v4();
     let mut hello = hello_ok(gw, &conn_id, &role, &scopes);
     if let Some(t) = &token {
         hello["auth"]["deviceToken"] = t.token.clone().into();
         hello["auth"]["issuedAtMs"] = t.created_at_ms.into();
+    }
+    // The canvas surface: every operator, and nodes whose approved
+    // surface includes `canvas` (spec `nodes-canvas.md` §9.3).
+    let canvas = role == "operator"
+        || (role == "node"
+            && params
+                .caps
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c == "canvas"))
+            && device_id.as_ref().is_some_and(|d| {
+                gw.pairing.lock().is_ok_and(|s| {
+                    s.paired
+                        .get(d)
+                        .and_then(|p| p.node_surface.as_ref())
+                        .is_some_and(|n| n.caps.iter().any(|c| c == "canvas"))
+                })
+            }));
+    if canvas {
+        let (url, _) = gw.canvas_caps.issue(&conn_id, base);
+        hello["pluginSurfaceUrls"] = json!({ "canvas": url });
     }
     if !send_json(socket, &ok_frame(id, hello)).await {
         return Err(Refusal::Gone);
@@ -830,5 +863,6 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
         None => gw.set_presence(&caller.conn_id, None),
     }
     gw.agent.unsubscribe(&caller.conn_id);
+    gw.canvas_caps.drop_conn(&caller.conn_id);
     tracing::debug!(conn_id = %caller.conn_id, device = ?session.device_id, "client disconnected");
 }

@@ -42,6 +42,7 @@ pub const NODE_METHODS: &[&str] = &[
     "node.runnerInventory.update",
     "node.skills.update",
     "node.pluginTools.update",
+    "node.pluginSurface.refresh",
 ];
 /// Events this module sends.
 pub const EVENTS: &[&str] = &[
@@ -530,6 +531,7 @@ fn answer(
         }
         "node.skills.update" => Ok(json!({"nodeId": own_node(caller)?, "skills": []})),
         "node.pluginTools.update" => Ok(json!({"nodeId": own_node(caller)?, "tools": []})),
+        "node.pluginSurface.refresh" => surface_refresh(gw, caller, params),
         _ => Err(ErrorShape::invalid(format!("unknown method: {method}"))),
     }
 }
@@ -549,6 +551,37 @@ fn own_node(caller: &Caller) -> Result<String, ErrorShape> {
         .strip_prefix("device:")
         .map(str::to_string)
         .ok_or_else(|| ErrorShape::invalid("node connections need a device identity"))
+}
+
+/// `node.pluginSurface.refresh {surface, observedUrl?}`: a new capability
+/// URL (the old one dies), unless the node observed a stale one while its
+/// current one still lives (then the current one, unchanged).
+fn surface_refresh(gw: &Gateway, caller: &Caller, params: &Value) -> Result<Value, ErrorShape> {
+    let surface = param(params, "surface", "node.pluginSurface.refresh")?;
+    let unavailable = || {
+        ErrorShape::new(
+            "UNAVAILABLE",
+            format!("{surface} plugin surface unavailable"),
+        )
+    };
+    if surface != "canvas" {
+        return Err(unavailable());
+    }
+    let Some((cap, url, expires)) = gw.canvas_caps.current(&caller.conn_id) else {
+        return Err(unavailable());
+    };
+    let observed = params["observedUrl"].as_str().unwrap_or("");
+    let (url, expires) = if !observed.is_empty() && !observed.contains(&cap) {
+        (url, expires)
+    } else {
+        let base = url
+            .split("/__openclaw__/cap/")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        gw.canvas_caps.issue(&caller.conn_id, &base)
+    };
+    Ok(json!({"surface": "canvas", "pluginSurfaceUrls": {"canvas": url}, "expiresAtMs": expires}))
 }
 
 /// `node.pair.approve|reject {requestId}`.
