@@ -285,21 +285,12 @@ fn unauthorized() -> Response {
 
 /// Who may read documents: the gateway's Bearer secret (a wrong one counts
 /// toward the auth lockout), or a live capability.
-fn authorized(
-    gw: &Gateway,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    cap: Option<&str>,
-) -> Result<(), Response> {
+fn authorized(gw: &Gateway, peer: SocketAddr, headers: &HeaderMap, cap: Option<&str>) -> bool {
     if let Some(cap) = cap {
-        return if gw.canvas_caps.check(cap) {
-            Ok(())
-        } else {
-            Err(unauthorized())
-        };
+        return gw.canvas_caps.check(cap);
     }
     let expected = match &gw.settings.auth {
-        Auth::None => return Ok(()),
+        Auth::None => return true,
         Auth::Token(s) | Auth::Password(s) => s,
     };
     let ip = crate::proxy::client_addr(peer, headers, &gw.settings.trusted_proxies).0;
@@ -310,7 +301,7 @@ fn authorized(
         .and_then(|l| l.locked(ip, now_ms()))
         .is_some()
     {
-        return Err(unauthorized());
+        return false;
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -318,14 +309,14 @@ fn authorized(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match bearer {
-        Some(b) if crate::auth::secrets_equal(b, expected.expose()) => Ok(()),
+        Some(b) if crate::auth::secrets_equal(b, expected.expose()) => true,
         Some(_) => {
             if let Ok(mut l) = gw.limiter.lock() {
                 l.failed(ip, now_ms());
             }
-            Err(unauthorized())
+            false
         }
-        None => Err(unauthorized()),
+        None => false,
     }
 }
 
@@ -394,8 +385,8 @@ fn serve(
     if method != Method::GET && method != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
-    if let Err(r) = authorized(gw, peer, headers, cap) {
-        return r;
+    if !authorized(gw, peer, headers, cap) {
+        return unauthorized();
     }
     let data = match read_inside(&documents, &path) {
         Ok(d) => d,
