@@ -108,6 +108,12 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Run this host as a node of a gateway.
+    Node {
+        /// What to do.
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// Nodes: devices that run commands for this gateway.
     Nodes {
         /// What to do.
@@ -227,6 +233,30 @@ pub struct AgentArgs {
     /// This profile's gateway on another local port.
     #[arg(long, conflicts_with = "url")]
     pub port: Option<u16>,
+}
+
+/// `openclaw node <command>`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodeCommand {
+    /// Connect to a gateway as a headless node and answer its commands
+    /// (`system.which`; `system.run` for allowed programs) until stopped.
+    /// The gateway secret comes from OPENCLAW_GATEWAY_TOKEN (or
+    /// OPENCLAW_GATEWAY_PASSWORD), else this profile's config.
+    Run {
+        /// Gateway host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Gateway port (default: this profile's gateway port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The name operators see (default: this host's name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// A program `system.run` may start (repeatable; `*` allows any).
+        /// Without it, `system.run` is refused.
+        #[arg(long = "allow-run", value_name = "PROGRAM")]
+        allow_run: Vec<String>,
+    },
 }
 
 /// `openclaw nodes <command>`.

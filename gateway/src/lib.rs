@@ -34,6 +34,7 @@ pub mod guard;
 pub mod identity;
 pub mod listener;
 pub mod methods;
+pub mod node_host;
 pub mod nodes;
 pub mod nodes_ops;
 pub mod ops;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use openclaw_gateway::cli::{ChannelsCommand, Cli, Command, GatewayCommand};
+use openclaw_gateway::cli::{ChannelsCommand, Cli, Command, GatewayCommand, NodeCommand};
 use openclaw_gateway::settings::{self, GatewayFlags};
 use openclaw_gateway::{Gateway, StartError, agent_ops, guard, nodes_ops, ops, service};
 use openclaw_profiles::ProfileName;
@@ -102,6 +102,15 @@ fn main() -> ExitCode {
             ExitCode::from(agent_ops::dashboard(&env, no_open, json))
         }
         Command::Sessions(args) => ExitCode::from(agent_ops::sessions(&env, &args)),
+        Command::Node {
+            command:
+                NodeCommand::Run {
+                    host,
+                    port,
+                    display_name,
+                    allow_run,
+                },
+        } => node_run(&env, host, port, display_name, allow_run),
         Command::Nodes { command, conn } => {
             ExitCode::from(nodes_ops::nodes(&env, &conn.to_conn(), &command))
         }
@@ -306,6 +315,92 @@ fn stop_when_stdin_closes(shutdown: CancellationToken) {
 }
 
 /// SIGTERM and SIGINT stop the gateway gracefully.
+/// `openclaw node run`: exit 0 when stopped by a signal, 1 when the
+/// gateway refused the secret or the identity cannot be kept, 2 on usage.
+fn node_run(
+    env: &EnvSnapshot,
+    host: String,
+    port: Option<u16>,
+    display_name: Option<String>,
+    allow_run: Vec<String>,
+) -> ExitCode {
+    use openclaw_profiles::config::Secret;
+    let paths = match openclaw_profiles::paths::resolve_paths(env) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("openclaw: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = openclaw_profiles::config::load_config(&paths.config_path)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let port = match port.map(Ok).unwrap_or_else(|| {
+        openclaw_profiles::ports::resolve_gateway_port(None, env, cfg.gateway.port)
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("openclaw: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let token = env
+        .get(openclaw_profiles::contract::ENV_GATEWAY_TOKEN)
+        .map(Secret::new)
+        .or_else(|| cfg.gateway.auth.token.clone());
+    let password = env
+        .get(openclaw_profiles::contract::ENV_GATEWAY_PASSWORD)
+        .map(Secret::new)
+        .or_else(|| cfg.gateway.auth.password.clone())
+        .filter(|_| token.is_none());
+    let display_name = display_name.unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "node".into())
+    });
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let opts = openclaw_gateway::node_host::Options {
+        url: format!("ws://{host}:{port}"),
+        token,
+        password,
+        state_dir: paths.state_dir,
+        display_name,
+        allow_run,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("openclaw: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stop = CancellationToken::new();
+    let result = runtime.block_on(async {
+        tokio::spawn(stop_on_signal(stop.clone()));
+        openclaw_gateway::node_host::run(opts, stop).await
+    });
+    match result {
+        Ok(openclaw_gateway::node_host::Stop::Signal) => ExitCode::SUCCESS,
+        Ok(openclaw_gateway::node_host::Stop::AuthRefused(m)) => {
+            eprintln!("openclaw: the gateway refused this node: {m}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("openclaw: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (

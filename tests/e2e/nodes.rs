@@ -251,3 +251,202 @@ fn without_auto_approval_the_real_node_host_waits_for_devices_approve() {
     });
     assert_eq!(row["approvalState"], "pending-approval", "{row}");
 }
+
+/// Our `openclaw node run` for a gateway on `port` with `token`, keeping
+/// its identity under `dir`.
+fn our_node(home: &TestHome, dir: &str, port: u16, token: &str, extra: &[&str]) -> Running {
+    let state = home.path().join(dir);
+    let mut cmd = home.command(bins::openclaw());
+    cmd.env("OPENCLAW_STATE_DIR", &state)
+        .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
+        .env("OPENCLAW_GATEWAY_TOKEN", token)
+        .args([
+            "node",
+            "run",
+            "--port",
+            &port.to_string(),
+            "--display-name",
+            "Our Node",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    Running::spawn(cmd)
+}
+
+/// `nodes pending` → `nodes approve` with the real CLI.
+fn approve_first_pending(home: &TestHome, env: &[(String, String)]) {
+    let mut request = String::new();
+    wait_until(Duration::from_secs(60), "a pending node surface", || {
+        let out = real(home, env, &["nodes", "pending", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        match v[0]["requestId"].as_str() {
+            Some(r) => {
+                request = r.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    ok_out(&real(home, env, &["nodes", "approve", &request, "--json"]));
+}
+
+#[test]
+fn our_node_host_serves_our_gateway_survives_its_restart_and_stops_on_sigterm() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    start_with_config(&home, "a", slot.base(), &json!({}));
+    let env = gateway_env(&home, "a", slot.base());
+    let token = token_of(&home, "a");
+    let mut node = our_node(
+        &home,
+        "our-node",
+        slot.base(),
+        &token,
+        &["--allow-run", "echo"],
+    );
+    approve_first_pending(&home, &env);
+    let row = first_node_when(&home, &env, "our node is approved", |n| {
+        n["approvalState"] == "approved" && n["connected"] == true
+    });
+    assert_eq!(
+        row["commands"],
+        json!(["system.run", "system.which"]),
+        "{row}"
+    );
+    let id = row["nodeId"].as_str().unwrap().to_string();
+    // Its identity is its own, private, and kept across runs.
+    let doc = home.path().join("our-node/node/device.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&doc).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // system.run: an allowed program runs; any other is refused by the node.
+    let out = run_on_node(&home, &env, &id, &["echo", "hello"], 10_000)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["payload"]["stdout"], "hello\n", "{}", all_text(&out));
+    let out = run_on_node(&home, &env, &id, &["ls", "/"], 10_000)
+        .output()
+        .unwrap();
+    assert!(
+        all_text(&out).contains("not on this node's allowlist"),
+        "{}",
+        all_text(&out)
+    );
+
+    // The gateway restarts: the node comes back by itself.
+    crate::skeleton::ok(&home, &["restart", "a"]);
+    first_node_when(&home, &env, "our node reconnects", |n| {
+        n["connected"] == true
+    });
+    let which = json_of(&ours(
+        &home,
+        "a",
+        &[
+            "nodes",
+            "invoke",
+            "--node",
+            "Our Node",
+            "--command",
+            "system.which",
+            "--params",
+            r#"{"bins":["sh"]}"#,
+            "--json",
+        ],
+    ));
+    assert!(which["payload"]["bins"]["sh"].is_string(), "{which}");
+
+    // SIGTERM: it says goodbye and exits 0.
+    node.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(node.wait_exit(Duration::from_secs(10)).success());
+    first_node_when(&home, &env, "our node shows offline", |n| {
+        n["connected"] == false
+    });
+    // A wrong secret ends it with 1 instead of retrying forever.
+    let mut wrong = our_node(&home, "our-node", slot.base(), "not-the-token", &[]);
+    assert_eq!(wrong.wait_exit(Duration::from_secs(30)).code(), Some(1));
+}
+
+/// True if `GET /healthz` on `port` answers 200.
+fn healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut head = [0u8; 12];
+    s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+/// The real OpenClaw gateway (`openclaw gateway run`) on `port` with
+/// `token`, its state under `home`; up when `/healthz` answers.
+fn real_gateway(home: &TestHome, port: u16, token: &str) -> Running {
+    assert_offline();
+    let state = home.path().join("real-gateway/state");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = json!({"gateway": {"mode": "local", "auth": {"mode": "token", "token": token}}});
+    std::fs::write(state.join("openclaw.json"), cfg.to_string()).unwrap();
+    let mut cmd = home.command(bins::real_openclaw_cli());
+    cmd.env("HOME", home.path().join("real-gateway"))
+        .env("OPENCLAW_STATE_DIR", &state)
+        .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
+        .args(["gateway", "run", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let gw = Running::spawn(cmd);
+    wait_until(
+        Duration::from_secs(120),
+        "the real gateway answers /healthz",
+        || healthz(port),
+    );
+    gw
+}
+
+#[test]
+fn our_node_host_works_with_the_real_openclaw_gateway() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let token = "real-gateway-token-0123456789";
+    let _gw = real_gateway(&home, slot.base(), token);
+    let env = [
+        (
+            "OPENCLAW_GATEWAY_URL".to_string(),
+            format!("ws://127.0.0.1:{}", slot.base()),
+        ),
+        ("OPENCLAW_GATEWAY_TOKEN".to_string(), token.to_string()),
+    ];
+    let _node = our_node(&home, "our-node", slot.base(), token, &[]);
+    approve_first_pending(&home, &env);
+    let row = first_node_when(
+        &home,
+        &env,
+        "our node is approved by the real gateway",
+        |n| n["approvalState"] == "approved" && n["connected"] == true,
+    );
+    let which = json_of(&real(
+        &home,
+        &env,
+        &[
+            "nodes",
+            "invoke",
+            "--node",
+            row["nodeId"].as_str().unwrap(),
+            "--command",
+            "system.which",
+            "--params",
+            r#"{"bins":["sh"]}"#,
+            "--json",
+        ],
+    ));
+    assert!(
+        which["payload"]["bins"]["sh"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/sh")),
+        "{which}"
+    );
+}
