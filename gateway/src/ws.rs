@@ -89,6 +89,20 @@ impl Outbound {
         let _ = self.tx.send(Out::Frame(frame)).await;
     }
 
+    /// Queues an answer without waiting; a full queue hands it to a task
+    /// that waits for room (answers are never dropped while the socket
+    /// lives).
+    pub fn answer(&self, frame: String) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) =
+            self.tx.try_send(Out::Frame(frame))
+        {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(item).await;
+            });
+        }
+    }
+
     /// Queues a ready frame without waiting; a full queue drops it (an
     /// invoke request dropped this way times out like a lost one).
     pub fn frame_now(&self, frame: String) {

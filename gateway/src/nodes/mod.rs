@@ -94,18 +94,34 @@ struct Live {
     connected_at_ms: u64,
 }
 
-/// How a node answered an invoke.
-#[derive(Debug)]
-enum Answer {
-    Result(Value),
-    Disconnected,
-}
-
+/// An invoke waiting for its node. The node's answer (or its socket's
+/// close, or the timer) writes the caller's `res` straight to the caller's
+/// queue: no task sits between the node's answer and the caller.
 #[derive(Debug)]
 struct Waiting {
     node_id: String,
+    /// The node socket it went to.
     conn_id: String,
-    tx: tokio::sync::oneshot::Sender<Answer>,
+    command: String,
+    /// The caller's request id and queue.
+    req_id: String,
+    origin: Outbound,
+    /// The deadline's task (aborted when the answer comes first).
+    timer: Option<tokio::task::AbortHandle>,
+}
+
+impl Waiting {
+    /// Answers the caller and stops the timer.
+    fn finish(self, result: Result<Value, ErrorShape>) {
+        if let Some(t) = &self.timer {
+            t.abort();
+        }
+        let frame = match result {
+            Ok(payload) => ok_frame(&self.req_id, payload),
+            Err(e) => err_frame(&self.req_id, &e),
+        };
+        self.origin.answer(frame.to_string());
+    }
 }
 
 /// Connected nodes and the invokes waiting for them.
@@ -250,7 +266,8 @@ impl Nodes {
             })
             .unwrap_or_default();
         for w in gone {
-            let _ = w.tx.send(Answer::Disconnected);
+            let msg = format!("node disconnected ({})", w.command);
+            w.finish(Err(node_error("DISCONNECTED", &msg, true)));
         }
         if let Ok(mut store) = gw.pairing.lock()
             && let Some(p) = store.paired.get_mut(node_id)
@@ -724,7 +741,10 @@ fn invoke(gw: &Arc<Gateway>, caller: &Caller, id: &str, params: &Value) -> Reply
         .unwrap_or(DEFAULT_INVOKE_TIMEOUT_MS)
         .min(MAX_INVOKE_TIMEOUT_MS);
     let invoke_id = uuid_v4();
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let left = budget.saturating_sub(started.elapsed().as_millis() as u64);
+    if left == 0 {
+        return Reply::Now(Err(node_error("TIMEOUT", "node invoke timed out", false)));
+    }
     {
         let Ok(mut w) = gw.nodes.waiting.lock() else {
             return Reply::Now(Err(busy()));
@@ -741,11 +761,13 @@ fn invoke(gw: &Arc<Gateway>, caller: &Caller, id: &str, params: &Value) -> Reply
             Waiting {
                 node_id: node_id.clone(),
                 conn_id: live.conn_id.clone(),
-                tx,
+                command: command.clone(),
+                req_id: id.to_string(),
+                origin,
+                timer: None,
             },
         );
     }
-    let left = budget.saturating_sub(started.elapsed().as_millis() as u64);
     let mut request = json!({
         "id": invoke_id,
         "nodeId": node_id,
@@ -761,34 +783,33 @@ fn invoke(gw: &Arc<Gateway>, caller: &Caller, id: &str, params: &Value) -> Reply
         request["paramsJSON"] = p.to_string().into();
     }
     live.out.frame_now(targeted("node.invoke.request", request));
-    let (gw, id) = (gw.clone(), id.to_string());
-    tokio::spawn(async move {
-        let result = match tokio::time::timeout(Duration::from_millis(left), rx).await {
-            Ok(Ok(Answer::Result(r))) => map_result(&node_id, &command, &r),
-            Ok(Ok(Answer::Disconnected)) | Ok(Err(_)) => Err(node_error(
-                "DISCONNECTED",
-                &format!("node disconnected ({command})"),
-                true,
-            )),
-            Err(_) => {
-                if let Ok(mut w) = gw.nodes.waiting.lock() {
-                    w.remove(&invoke_id);
-                }
-                if ["node-host", "openclaw-macos"].contains(&live.hello.client.id.as_str()) {
-                    live.out.frame_now(targeted(
-                        "node.invoke.cancel",
-                        json!({"invokeId": invoke_id, "nodeId": node_id}),
-                    ));
-                }
-                Err(node_error("TIMEOUT", "node invoke timed out", true))
+    // The deadline: past it the caller hears TIMEOUT and the node is told
+    // to cancel (hosts that understand cancels).
+    let (gw2, iid) = (gw.clone(), invoke_id.clone());
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(left)).await;
+        let w = gw2
+            .nodes
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&iid));
+        if let Some(mut w) = w {
+            if ["node-host", "openclaw-macos"].contains(&live.hello.client.id.as_str()) {
+                live.out.frame_now(targeted(
+                    "node.invoke.cancel",
+                    json!({"invokeId": iid, "nodeId": w.node_id}),
+                ));
             }
-        };
-        let frame = match result {
-            Ok(payload) => ok_frame(&id, payload),
-            Err(e) => err_frame(&id, &e),
-        };
-        origin.frame(frame.to_string()).await;
+            w.timer = None;
+            w.finish(Err(node_error("TIMEOUT", "node invoke timed out", true)));
+        }
     });
+    if let Ok(mut w) = gw.nodes.waiting.lock()
+        && let Some(entry) = w.get_mut(&invoke_id)
+    {
+        entry.timer = Some(timer.abort_handle());
+    }
     Reply::Later
 }
 
@@ -842,7 +863,8 @@ fn invoke_result(gw: &Gateway, caller: &Caller, params: &Value) -> Result<Value,
         .remove(invoke_id);
     match waiting {
         Some(w) if w.node_id == node_id => {
-            let _ = w.tx.send(Answer::Result(params.clone()));
+            let result = map_result(node_id, &w.command, params);
+            w.finish(result);
             Ok(json!({"ok": true}))
         }
         Some(w) => {

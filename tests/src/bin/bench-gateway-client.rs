@@ -14,6 +14,13 @@
 //!        session sends one `chat.send` that the fake provider answers with
 //!        `chunks` chunks stamped with their send time; reports each delta's
 //!        way from the provider to this client (median, p99).
+//!    or: `bench-gateway-client invoke <ws-url> <token> <count>`: waits for a
+//!        connected node, approves its surface if it waits for that, then
+//!        times `count` `node.invoke system.which` round trips one after
+//!        the other (median, p99).
+//!    or: `bench-gateway-client canvas <host:port> <token> <path> <clients> <seconds>`:
+//!        `clients` keep-alive connections GET `path` with the Bearer token
+//!        as fast as they can; prints requests per second and bytes.
 //!    or: `bench-gateway-client direct <base-url> <chunks> <gap-ms>`: the same
 //!        chunks read straight from the fake provider (no gateway).
 //!    or: `bench-gateway-client relay <base-url>`: a bare TCP relay in front
@@ -285,6 +292,151 @@ async fn relay(args: &[String]) {
     });
 }
 
+/// A request and its answer (events pass by).
+async fn rpc(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
+    send_req(ws, id, method, params).await;
+    loop {
+        let f = next_json(ws).await;
+        if f["type"] == "res" && f["id"] == id {
+            return f;
+        }
+    }
+}
+
+/// The `canvas` mode; see the module docs.
+async fn canvas(args: &[String]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, token, path) = (args[2].clone(), args[3].clone(), args[4].clone());
+    let clients: usize = args[5].parse().expect("clients");
+    let secs: u64 = args[6].parse().expect("seconds");
+    let until = Instant::now() + Duration::from_secs(secs);
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, req) = (addr.clone(), req.clone());
+            tokio::spawn(async move {
+                let mut s = tokio::net::TcpStream::connect(&addr)
+                    .await
+                    .expect("connect");
+                s.set_nodelay(true).unwrap();
+                let (mut done, mut bytes) = (0u64, 0u64);
+                let mut buf = Vec::with_capacity(64 * 1024);
+                let mut chunk = vec![0u8; 64 * 1024];
+                while Instant::now() < until {
+                    s.write_all(req.as_bytes()).await.expect("write");
+                    buf.clear();
+                    // Headers, then Content-Length bytes of body.
+                    let (head_end, len) = loop {
+                        let n = s.read(&mut chunk).await.expect("read");
+                        assert!(n > 0, "the server closed the connection");
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                            assert!(head.starts_with("http/1.1 200"), "{head}");
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .expect("content-length");
+                            break (i + 4, len);
+                        }
+                    };
+                    while buf.len() < head_end + len {
+                        let n = s.read(&mut chunk).await.expect("read");
+                        assert!(n > 0, "the server closed the connection");
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    done += 1;
+                    bytes += len as u64;
+                }
+                (done, bytes)
+            })
+        })
+        .collect();
+    let (mut done, mut bytes) = (0u64, 0u64);
+    for t in tasks {
+        let (d, b) = t.await.unwrap();
+        done += d;
+        bytes += b;
+    }
+    println!(
+        "{}",
+        json!({"clients": clients, "requests": done, "rps": done / secs.max(1), "mbPerSec": bytes as f64 / 1e6 / secs.max(1) as f64})
+    );
+}
+
+/// The `invoke` mode; see the module docs.
+async fn invoke(args: &[String]) {
+    let (url, token) = (args[2].clone(), args[3].clone());
+    let count: usize = args[4].parse().expect("count");
+    let mut ws = connect_with(&url, &token, &["operator.admin"]).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut n = 0u64;
+    let mut id = || {
+        n += 1;
+        format!("b{n}")
+    };
+    let node = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no approved node connected within 120 s"
+        );
+        let list = rpc(&mut ws, &id(), "node.list", json!({})).await;
+        let row = list["payload"]["nodes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["connected"] == true).cloned());
+        match row {
+            Some(r) if r["approvalState"] == "approved" => {
+                break r["nodeId"].as_str().unwrap().to_string();
+            }
+            Some(_) => {
+                let pending = rpc(&mut ws, &id(), "node.pair.list", json!({})).await;
+                if let Some(req) = pending["payload"]["pending"][0]["requestId"].as_str() {
+                    rpc(
+                        &mut ws,
+                        &id(),
+                        "node.pair.approve",
+                        json!({"requestId": req}),
+                    )
+                    .await;
+                }
+            }
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let one = async |ws: &mut Ws, rid: String| -> u64 {
+        let t = Instant::now();
+        let r = rpc(
+            ws,
+            &rid,
+            "node.invoke",
+            json!({
+                "nodeId": node, "command": "system.which", "params": {"bins": ["sh"]},
+                "idempotencyKey": format!("bench-{rid}"), "timeoutMs": 10_000,
+            }),
+        )
+        .await;
+        assert_eq!(r["ok"], true, "invoke failed: {r}");
+        t.elapsed().as_micros() as u64
+    };
+    for _ in 0..20 {
+        one(&mut ws, id()).await;
+    }
+    let started = Instant::now();
+    let mut lat = Vec::with_capacity(count);
+    for _ in 0..count {
+        lat.push(one(&mut ws, id()).await);
+    }
+    lat.sort_unstable();
+    println!(
+        "{}",
+        json!({"invokes": count, "medianUs": quantile_us(&lat, 0.5), "p99Us": quantile_us(&lat, 0.99),
+               "elapsedMs": started.elapsed().as_millis() as u64})
+    );
+}
+
 /// The `hold` mode; see the module docs.
 async fn hold(args: &[String]) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -375,6 +527,14 @@ async fn client_main(args: Vec<String>) {
     }
     if args.get(1).map(String::as_str) == Some("stream") {
         stream(&args).await;
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("canvas") {
+        canvas(&args).await;
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("invoke") {
+        invoke(&args).await;
         return;
     }
     if args.get(1).map(String::as_str) == Some("hold") {
