@@ -178,7 +178,7 @@ pub fn resolve(documents: &Path, rest: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -197,7 +197,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Reads `path` if it is a regular file reached without a symlink below
 /// `documents`, at most [`MAX_FILE_BYTES`].
-fn read_inside(documents: &Path, path: &Path) -> Result<Vec<u8>, StatusCode> {
+pub(crate) fn read_inside(documents: &Path, path: &Path) -> Result<Vec<u8>, StatusCode> {
     use std::os::unix::fs::OpenOptionsExt;
     let rel = path
         .strip_prefix(documents)
@@ -231,7 +231,7 @@ fn read_inside(documents: &Path, path: &Path) -> Result<Vec<u8>, StatusCode> {
 }
 
 /// MIME by extension; HTML gets a charset, the rest none.
-fn mime(path: &Path) -> &'static str {
+pub(crate) fn mime(path: &Path) -> &'static str {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -259,7 +259,7 @@ fn mime(path: &Path) -> &'static str {
     }
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response {
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response {
     (
         status,
         [
@@ -271,7 +271,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
         .into_response()
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [
@@ -285,7 +285,12 @@ fn unauthorized() -> Response {
 
 /// Who may read documents: the gateway's Bearer secret (a wrong one counts
 /// toward the auth lockout), or a live capability.
-fn authorized(gw: &Gateway, peer: SocketAddr, headers: &HeaderMap, cap: Option<&str>) -> bool {
+pub(crate) fn authorized(
+    gw: &Gateway,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    cap: Option<&str>,
+) -> bool {
     if let Some(cap) = cap {
         return gw.canvas_caps.check(cap);
     }
@@ -320,7 +325,7 @@ fn authorized(gw: &Gateway, peer: SocketAddr, headers: &HeaderMap, cap: Option<&
     }
 }
 
-fn oc_cap(query: Option<&str>) -> Option<String> {
+pub(crate) fn oc_cap(query: Option<&str>) -> Option<String> {
     query?
         .split('&')
         .find_map(|kv| kv.strip_prefix("oc_cap="))

@@ -27,6 +27,7 @@ pub mod agent;
 pub mod agent_ops;
 pub mod auth;
 pub mod canvas;
+pub mod canvas_host;
 pub mod cli;
 pub mod client;
 pub mod frameguard;

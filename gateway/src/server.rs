@@ -91,6 +91,8 @@ pub struct Gateway {
     pub nodes: crate::nodes::Nodes,
     /// Live canvas capabilities (one per socket that has one).
     pub canvas_caps: crate::canvas::Caps,
+    /// The seed-mode canvas host's address, once it listens.
+    pub canvas_host_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 /// The gateway's timers and pre-auth caps.
@@ -177,6 +179,7 @@ impl Gateway {
             agent: crate::agent::Runtime::new(&settings.paths.state_dir, &settings.config.raw),
             nodes: Default::default(),
             canvas_caps: Default::default(),
+            canvas_host_addr: Default::default(),
             pairing: std::sync::Mutex::new(
                 crate::pairing::Store::load(&settings.paths.state_dir).with_writer(),
             ),
@@ -451,6 +454,26 @@ async fn root(
 /// once.
 pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let app = router(gw.clone());
+    // The seed's canvas host on its own port, when configured.
+    let skip = std::env::var("OPENCLAW_SKIP_CANVAS_HOST").is_ok_and(|v| v == "1");
+    let port = listener.local_addr().map_or(gw.settings.port, |a| a.port());
+    if let Some(cfg) = crate::canvas_host::Config::from_raw(
+        &gw.settings.config.raw,
+        port,
+        &gw.settings.paths.state_dir,
+        skip,
+    ) {
+        let host_gw = gw.clone();
+        tokio::spawn(async move {
+            let port = cfg.port;
+            if let Err(e) = crate::canvas_host::serve(host_gw, cfg).await {
+                tracing::error!(
+                    port,
+                    "the canvas host cannot listen ({e}); the gateway runs on without it (set canvasHost.port, or canvasHost.enabled:false)"
+                );
+            }
+        });
+    }
     // Health refresh: every 60 s a `health` event with a new stateVersion.
     let refresher = gw.clone();
     tokio::spawn(async move {

@@ -557,6 +557,12 @@ async fn finish(
         let (url, _) = gw.canvas_caps.issue(&conn_id, base);
         hello["pluginSurfaceUrls"] = json!({ "canvas": url });
     }
+    // Protocol-3 clients learn the seed-mode canvas host's URL.
+    if params.max_protocol < 4
+        && let Some(addr) = gw.canvas_host_addr.get()
+    {
+        hello["canvasHostUrl"] = crate::canvas_host::host_url(base, addr.port()).into();
+    }
     if !send_json(socket, &ok_frame(id, hello)).await {
         return Err(Refusal::Gone);
     }

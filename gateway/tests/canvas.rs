@@ -346,3 +346,127 @@ async fn chromium_runs_a_sandboxed_documents_inline_script_through_a_capability_
         .await;
     assert_eq!(verdict, "allowed");
 }
+
+/// The seed-mode host's address once it listens.
+fn canvas_host(gw: &TestGateway) -> std::net::SocketAddr {
+    let mut addr = None;
+    openclaw_e2e::wait_until(Duration::from_secs(10), "the canvas host listens", || {
+        addr = gw.gw.canvas_host_addr.get().copied();
+        addr.is_some()
+    });
+    addr.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_canvas_host_serves_its_root_on_its_own_port() {
+    let gw = TestGateway::with_config(json!({"canvasHost": {"enabled": true, "port": 0}})).await;
+    let host = canvas_host(&gw);
+    assert!(
+        host.ip().is_loopback(),
+        "bound to the gateway's address: {host}"
+    );
+    assert_ne!(host.port(), gw.addr.port());
+    let root = gw.state_dir().join("canvas");
+    std::fs::create_dir_all(root.join("game")).unwrap();
+    std::fs::write(
+        root.join("index.html"),
+        "<html><body><h1>root</h1></body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("game/index.html"),
+        "<html><body>game</body></html>",
+    )
+    .unwrap();
+    std::fs::write(root.join("app.js"), "console.log(1)").unwrap();
+    std::fs::write(gw.state_dir().join("secret.txt"), "top secret").unwrap();
+    std::os::unix::fs::symlink(gw.state_dir().join("secret.txt"), root.join("leak.txt")).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+        // Directories answer with their index, with the reload script.
+        for (path, want) in [
+            ("/__openclaw__/canvas/", "<h1>root</h1>"),
+            ("/__openclaw__/canvas/game", "game"),
+        ] {
+            let (status, head, body) = http(host, "GET", path, &bearer);
+            assert_eq!(status, 200, "{path}");
+            assert!(
+                body.contains(want) && body.contains("/__openclaw__/ws"),
+                "{path}: {body}"
+            );
+            assert!(head.contains("cache-control: no-store"));
+            let script = body.find("<script>").unwrap();
+            assert!(
+                script < body.rfind("</body>").unwrap(),
+                "before </body>: {body}"
+            );
+        }
+        let (status, head, body) = http(host, "GET", "/__openclaw__/canvas/app.js", &bearer);
+        assert_eq!((status, body.as_str()), (200, "console.log(1)"));
+        assert!(head.contains("content-type: text/javascript"), "{head}");
+        // Traversal and symlinks: 404; other methods: 405; no auth: 401.
+        for path in [
+            "/__openclaw__/canvas/leak.txt",
+            "/__openclaw__/canvas/%2e%2e/secret.txt",
+            "/__openclaw__/canvas/nope.html",
+        ] {
+            let (status, _, body) = http(host, "GET", path, &bearer);
+            assert_eq!(status, 404, "{path}");
+            assert!(!body.contains("top secret"));
+        }
+        assert_eq!(http(host, "POST", "/__openclaw__/canvas/", &bearer).0, 405);
+        assert_eq!(http(host, "GET", "/__openclaw__/canvas/", "").0, 401);
+        // The reload socket's path without an upgrade: 426.
+        assert_eq!(http(host, "GET", "/__openclaw__/ws", &bearer).0, 426);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_open_in_chromium_reloads_when_its_file_changes() {
+    let gw = TestGateway::with_config(json!({"canvasHost": {"enabled": true, "port": 0}})).await;
+    let host = canvas_host(&gw);
+    let root = gw.state_dir().join("canvas");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("index.html"),
+        "<html><body><p id=v>one</p></body></html>",
+    )
+    .unwrap();
+    let (_ws, hello) = connect_as(&gw, cli_params(Some(TOKEN))).await;
+    let url = hello["payload"]["pluginSurfaceUrls"]["canvas"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cap = cap_of(&url);
+    let browser = openclaw_e2e::chromium::Chromium::launch();
+    let mut page = browser.page().await;
+    page.goto(&format!(
+        "http://{host}/__openclaw__/cap/{cap}/__openclaw__/canvas/"
+    ))
+    .await;
+    page.wait_for("document.documentElement.dataset.openclawReload === 'connected' && document.getElementById('v').textContent === 'one'", "the page with its reload socket")
+        .await;
+    page.eval("window.__kept = 1").await;
+    let t = std::time::Instant::now();
+    std::fs::write(
+        root.join("index.html"),
+        "<html><body><p id=v>two</p></body></html>",
+    )
+    .unwrap();
+    page.wait_for(
+        "document.getElementById('v') && document.getElementById('v').textContent === 'two'",
+        "the reloaded page",
+    )
+    .await;
+    eprintln!(
+        "canvas live reload: the page showed the change {} ms after the write",
+        t.elapsed().as_millis()
+    );
+    assert_eq!(
+        page.eval("window.__kept === undefined").await,
+        true,
+        "a real reload, not a patch"
+    );
+}

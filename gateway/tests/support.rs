@@ -24,6 +24,9 @@ pub(crate) const TOKEN: &str = "test-token-123";
 
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
+    /// The gateway's shared state (to read what it reports, e.g. the
+    /// canvas host's address).
+    pub(crate) gw: std::sync::Arc<Gateway>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -146,9 +149,10 @@ impl TestGateway {
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let gw = Gateway::with_timers(settings, shutdown.clone(), timers);
-        let task = tokio::spawn(run(gw, listener));
+        let task = tokio::spawn(run(gw.clone(), listener));
         Self {
             addr,
+            gw,
             shutdown,
             task,
             _dir: dir,
