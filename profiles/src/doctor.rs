@@ -105,6 +105,10 @@ pub struct ProfileFacts {
     pub keeper_alive: bool,
     /// Who listens on the base port: pid and command line.
     pub listener: Option<(u32, String)>,
+    /// The seed-mode canvas host's port, when `canvasHost.enabled`.
+    pub canvas_port: Option<u16>,
+    /// Who listens on the canvas port.
+    pub canvas_listener: Option<(u32, String)>,
     /// Mode of the state dir.
     pub state_dir_mode: Option<u32>,
     /// Secret files and their modes.
@@ -272,6 +276,19 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
     let listener = port.and_then(|p| {
         process::port_owner(p).map(|pid| (pid, process::cmdline(pid).unwrap_or_default()))
     });
+    let canvas_port = cfg.and_then(|c| {
+        let host = c.raw.get("canvasHost")?;
+        if host["enabled"].as_bool() != Some(true) {
+            return None;
+        }
+        host["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .or_else(|| port.map(|p| p.saturating_add(4)))
+    });
+    let canvas_listener = canvas_port.and_then(|p| {
+        process::port_owner(p).map(|pid| (pid, process::cmdline(pid).unwrap_or_default()))
+    });
     let dotenv = paths.state_dir.join(".env");
     let mut secret_files = Vec::new();
     for f in [
@@ -334,6 +351,8 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
         stale_lock,
         keeper_alive,
         listener,
+        canvas_port,
+        canvas_listener,
         state_dir_mode: mode_of(&paths.state_dir),
         secret_files,
         tokens,
@@ -615,6 +634,7 @@ fn profile_checks(p: &ProfileFacts, all: &[ProfileFacts], inv: &Inventory, out: 
             ),
         ));
     }
+    canvas_checks(p, &me, out);
     if let Some((lock, files)) = &p.stale_lock {
         let mut f = finding(
             "lock-stale",
@@ -804,6 +824,45 @@ pub fn apply_fix(fix: &Fix) -> Result<String, String> {
     }
 }
 
+/// The seed-mode canvas host: its port belongs in the profile's reserved
+/// set (else the allocator may give it to another profile), and only this
+/// profile's gateway may hold it.
+fn canvas_checks(p: &ProfileFacts, me: &[String], out: &mut Vec<Finding>) {
+    let Some(cport) = p.canvas_port else {
+        return;
+    };
+    let in_range = p
+        .port
+        .and_then(|b| ports::reserved_ports(b).ok())
+        .is_some_and(|r| r.contains(&cport));
+    if !in_range {
+        out.push(finding(
+            "canvas-port-outside-range",
+            Severity::Warning,
+            me.to_vec(),
+            format!(
+                "the canvas host of profile `{}` listens on {cport}, outside the profile's reserved ports (another profile may be given it)",
+                name(p)
+            ),
+            "remove canvasHost.port (it defaults to the gateway port + 4) or pick a port in the profile's range".to_string(),
+        ));
+    }
+    if let Some((pid, cmd)) = &p.canvas_listener
+        && Some(*pid) != p.lock_holder
+    {
+        out.push(finding(
+            "canvas-port-in-use",
+            Severity::Error,
+            me.to_vec(),
+            format!(
+                "canvas port {cport} of profile `{}` is held by another program (pid {pid}: {cmd})",
+                name(p)
+            ),
+            format!("stop pid {pid}, or set canvasHost.port of `{}`", name(p)),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,6 +885,8 @@ mod tests {
             stale_lock: None,
             keeper_alive: false,
             listener: None,
+            canvas_port: None,
+            canvas_listener: None,
             state_dir_mode: Some(0o700),
             secret_files: Vec::new(),
             tokens: Vec::new(),
@@ -920,6 +981,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(&inv), vec!["port-overlap"]);
+    }
+
+    #[test]
+    fn the_canvas_port_must_be_the_profiles_own_and_free() {
+        let mut a = facts("a", "/h/a", 20000);
+        a.canvas_port = Some(20004);
+        let inv = Inventory {
+            profiles: vec![a.clone()],
+            ..Default::default()
+        };
+        assert!(ids(&inv).is_empty(), "{:?}", ids(&inv));
+        a.canvas_port = Some(25000);
+        a.canvas_listener = Some((77, "python3 -m http.server 25000".into()));
+        let inv = Inventory {
+            profiles: vec![a],
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&inv),
+            vec!["canvas-port-outside-range", "canvas-port-in-use"]
+        );
     }
 
     #[test]
