@@ -491,8 +491,19 @@ mod tests {
         assert_ne!(again, url);
         assert!(!caps.check(&cap), "a refresh kills the old one");
         let fresh = again.rsplit('/').next().unwrap().to_string();
+        // Past its TTL it is dead too (and forgotten).
+        caps.map
+            .lock()
+            .unwrap()
+            .get_mut(&fresh)
+            .unwrap()
+            .expires_at_ms = now_ms() - 1;
+        assert!(!caps.check(&fresh), "expired");
+        assert!(caps.current("c1").is_none());
+        let (last, _) = caps.issue("c1", "http://h:1");
+        let last = last.rsplit('/').next().unwrap().to_string();
         caps.drop_conn("c1");
-        assert!(!caps.check(&fresh), "dead with its socket");
+        assert!(!caps.check(&last), "dead with its socket");
     }
 
     #[test]

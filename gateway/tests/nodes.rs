@@ -290,6 +290,36 @@ async fn a_local_node_is_paired_silently_then_its_surface_is_approved_and_invoke
     assert_eq!(row["commands"], asked["commands"]);
     assert!(row.get("pathEnv").is_none(), "{row}");
 
+    // A surface can be rejected too: it stays unapproved.
+    let (mut other, _) = {
+        let dev2 = Device::new(34);
+        let (ws, hello) = node(&gw, &dev2).await;
+        (ws, (dev2, hello))
+    };
+    let asked2 = event(&mut pairer, "node.pair.requested").await["payload"].clone();
+    let rejected = call(
+        &mut pairer,
+        "18",
+        "node.pair.reject",
+        json!({"requestId": asked2["requestId"]}),
+    )
+    .await;
+    assert_eq!(rejected["payload"]["decision"], "rejected", "{rejected}");
+    assert_eq!(
+        event(&mut other, "node.pair.resolved").await["payload"]["decision"],
+        "rejected"
+    );
+    let listed = call(&mut pairer, "19", "node.pair.list", json!({})).await;
+    assert_eq!(listed["payload"]["pending"], json!([]));
+    let unknown = call(
+        &mut pairer,
+        "20",
+        "node.pair.approve",
+        json!({"requestId": "nope"}),
+    )
+    .await;
+    assert_eq!(unknown["error"]["message"], "unknown requestId");
+
     // Removing the node closes its socket with 4001.
     let (mut nd, _) = node(&gw, &dev).await;
     let removed = call(

@@ -139,6 +139,23 @@ fn the_real_node_host_pairs_is_approved_and_runs_commands_through_our_gateway() 
     assert!(commands.contains(&json!("system.which")), "{row}");
     assert!(!commands.contains(&json!("file.write")), "withheld: {row}");
 
+    // The real `nodes list` and `nodes describe` read it.
+    let listed = json_of(&real(&home, &env, &["nodes", "list", "--json"]));
+    assert_eq!(listed["paired"][0]["nodeId"], node.as_str(), "{listed}");
+    let described = json_of(&real(
+        &home,
+        &env,
+        &["nodes", "describe", "--node", "E2E Node", "--json"],
+    ));
+    assert_eq!(
+        (
+            described["nodeId"].as_str(),
+            described["connected"].as_bool()
+        ),
+        (Some(node.as_str()), Some(true)),
+        "{described}"
+    );
+
     // The real `nodes invoke` gets the node's answer back.
     let which = json_of(&real(
         &home,
