@@ -470,3 +470,35 @@ async fn a_page_open_in_chromium_reloads_when_its_file_changes() {
         "a real reload, not a patch"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_bearer_secrets_count_toward_the_auth_lockout() {
+    let gw = TestGateway::start_full(
+        openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(TOKEN)),
+        Default::default(),
+        seed,
+    )
+    .await;
+    let addr = gw.addr;
+    // A remote address (through the trusted local proxy) guesses.
+    tokio::task::spawn_blocking(move || {
+        let path = format!("/__openclaw__/canvas/documents/{DOC}/index.html");
+        for _ in 0..10 {
+            let extra = "X-Forwarded-For: 10.7.7.7\r\nAuthorization: Bearer guess\r\n";
+            assert_eq!(http(addr, "GET", &path, extra).0, 401);
+        }
+        // Now even the right secret is refused from there...
+        let right = format!("X-Forwarded-For: 10.7.7.7\r\nAuthorization: Bearer {TOKEN}\r\n");
+        assert_eq!(http(addr, "GET", &path, &right).0, 401);
+        // ...but not from elsewhere.
+        let other = format!("X-Forwarded-For: 10.7.7.8\r\nAuthorization: Bearer {TOKEN}\r\n");
+        assert_eq!(http(addr, "GET", &path, &other).0, 200);
+    })
+    .await
+    .unwrap();
+    // The WebSocket from that address is locked out too.
+    let (mut ws, _) = gw.open_forwarded("10.7.7.7").await;
+    send(&mut ws, &connect_frame("1", cli_params(Some(TOKEN)))).await;
+    let r = recv(&mut ws).await;
+    assert_eq!(r["error"]["details"]["code"], "AUTH_RATE_LIMITED", "{r}");
+}

@@ -72,10 +72,34 @@ async fn a_local_node_is_paired_silently_then_its_surface_is_approved_and_invoke
     let gw = TestGateway::with_token().await;
     let (mut pairer, _) = connect_as(&gw, operator(&["operator.read", "operator.pairing"])).await;
     let (mut admin, _) = connect_as(&gw, operator(&["operator.admin"])).await;
+    let (mut watcher, _) = connect_as(&gw, operator(&["operator.read"])).await;
     let dev = Device::new(31);
     let (mut nd, hello) = node(&gw, &dev).await;
     assert_eq!(hello["auth"]["role"], "node");
     assert!(hello["auth"]["deviceToken"].is_string(), "{hello}");
+    // Readers see the node in presence, named by device id and display name.
+    let entry = loop {
+        let p = event(&mut watcher, "presence").await;
+        if let Some(e) = p["payload"]["presence"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["roles"] == json!(["node"])).cloned())
+        {
+            break e;
+        }
+    };
+    assert_eq!(
+        (
+            entry["instanceId"].as_str(),
+            entry["text"].as_str(),
+            entry["reason"].as_str()
+        ),
+        (
+            Some(dev.id().as_str()),
+            Some("Node: Test Node · mode node"),
+            Some("connect")
+        ),
+        "{entry}"
+    );
 
     // The declared surface waits for approval; policy withheld the rest.
     let asked = event(&mut pairer, "node.pair.requested").await["payload"].clone();
@@ -278,6 +302,17 @@ async fn a_local_node_is_paired_silently_then_its_surface_is_approved_and_invoke
         r["error"]["details"]["nodeError"]["code"], "DISCONNECTED",
         "{r}"
     );
+    // Its presence entry stays, marked as gone.
+    loop {
+        let p = event(&mut watcher, "presence").await;
+        let gone = p["payload"]["presence"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["instanceId"] == dev.id().as_str() && e["reason"] == "disconnect")
+        });
+        if gone {
+            break;
+        }
+    }
     invoke(&mut admin, "15", &dev.id(), "system.which", 5000).await;
     let r = res(&mut admin, "15").await;
     assert_eq!(r["error"]["details"]["code"], "NOT_CONNECTED", "{r}");

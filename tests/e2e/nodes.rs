@@ -322,7 +322,21 @@ fn our_node_host_serves_our_gateway_survives_its_restart_and_stops_on_sigterm() 
         &token,
         &["--allow-run", "echo"],
     );
-    approve_first_pending(&home, &env);
+    // Our own CLI approves it this time.
+    let mut request = String::new();
+    wait_until(
+        Duration::from_secs(60),
+        "our node's surface request",
+        || {
+            let out = ours(&home, "a", &["nodes", "pending", "--json"]);
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            v[0]["requestId"].as_str().is_some_and(|r| {
+                request = r.to_string();
+                true
+            })
+        },
+    );
+    ok_out(&ours(&home, "a", &["nodes", "approve", &request]));
     let row = first_node_when(&home, &env, "our node is approved", |n| {
         n["approvalState"] == "approved" && n["connected"] == true
     });
@@ -383,6 +397,25 @@ fn our_node_host_serves_our_gateway_survives_its_restart_and_stops_on_sigterm() 
     first_node_when(&home, &env, "our node shows offline", |n| {
         n["connected"] == false
     });
+    // Renamed, described and removed with our CLI.
+    ok_out(&ours(
+        &home,
+        "a",
+        &["nodes", "rename", "--node", "Our Node", "--name", "Renamed"],
+    ));
+    let d = json_of(&ours(
+        &home,
+        "a",
+        &["nodes", "describe", "--node", "Renamed", "--json"],
+    ));
+    assert_eq!(
+        (d["nodeId"].as_str(), d["connected"].as_bool()),
+        (Some(id.as_str()), Some(false)),
+        "{d}"
+    );
+    ok_out(&ours(&home, "a", &["nodes", "remove", "--node", "Renamed"]));
+    let left = json_of(&ours(&home, "a", &["nodes", "status", "--json"]));
+    assert_eq!(left["nodes"], json!([]), "{left}");
     // A wrong secret ends it with 1 instead of retrying forever.
     let mut wrong = our_node(&home, "our-node", slot.base(), "not-the-token", &[]);
     assert_eq!(wrong.wait_exit(Duration::from_secs(30)).code(), Some(1));
