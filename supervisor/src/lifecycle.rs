@@ -60,7 +60,14 @@ struct Pending {
     instance: String,
     /// Show log lines on failure.
     verbose: bool,
+    /// Since when no keeper has seemed to hold the profile (a verdict waits
+    /// for [`KEEPER_GONE_GRACE`]: one read of the kernel's lock table can
+    /// miss a lock while other locks come and go).
+    keeper_gone_since: Option<Instant>,
 }
+
+/// How long a keeper must look gone before a start says so.
+const KEEPER_GONE_GRACE: Duration = Duration::from_millis(250);
 
 impl Pending {
     fn keeper(
@@ -77,6 +84,7 @@ impl Pending {
             verb,
             service: None,
             keeper_stderr: None,
+            keeper_gone_since: None,
             verbose: false,
         }
     }
@@ -385,7 +393,19 @@ fn poll(p: &mut Pending) -> Progress {
         }
         // Lost a start race: another keeper supervises; wait for it.
     }
-    if p.keeper.is_none() && !supervision::keeper_alive(&p.paths) {
+    let gone = p.keeper.is_none() && !supervision::keeper_alive(&p.paths);
+    if !gone {
+        p.keeper_gone_since = None;
+    }
+    if gone
+        && p.keeper_gone_since
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            < KEEPER_GONE_GRACE
+    {
+        return Progress::Waiting;
+    }
+    if gone {
         let rec = read_record(&p.paths);
         let state = rec.as_ref().map(|r| r.state);
         let why = rec
