@@ -128,6 +128,9 @@ impl Default for Timers {
     }
 }
 
+/// Departed entries kept at most (the oldest go first).
+pub const PRESENCE_GONE_MAX: usize = 200;
+
 /// How long a disconnected node stays in the presence list.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(300);
 
@@ -320,6 +323,20 @@ impl Gateway {
         entry["reason"] = "disconnect".into();
         let ts = crate::protocol::now_ms();
         entry["ts"] = ts.into();
+        // At most PRESENCE_GONE_MAX departed entries are kept, newest first.
+        if let Ok(mut p) = self.presence.lock() {
+            let mut gone: Vec<(u64, String)> = p
+                .iter()
+                .filter(|(_, e)| e["reason"] == "disconnect")
+                .map(|(k, e)| (e["ts"].as_u64().unwrap_or(0), k.clone()))
+                .collect();
+            if gone.len() >= PRESENCE_GONE_MAX {
+                gone.sort();
+                for (_, k) in &gone[..=gone.len() - PRESENCE_GONE_MAX] {
+                    p.remove(k);
+                }
+            }
+        }
         self.set_presence(conn_id, Some(entry));
         let (gw, conn) = (Arc::downgrade(self), conn_id.to_string());
         tokio::spawn(async move {
@@ -334,6 +351,14 @@ impl Gateway {
                 }
             }
         });
+    }
+
+    /// Drops the departed entries of `instance_id` (a node that came back
+    /// is listed once).
+    pub fn presence_forget_gone(&self, instance_id: &str) {
+        if let Ok(mut p) = self.presence.lock() {
+            p.retain(|_, e| !(e["reason"] == "disconnect" && e["instanceId"] == instance_id));
+        }
     }
 
     /// Broadcasts the presence list as it is now.

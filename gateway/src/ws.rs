@@ -589,6 +589,7 @@ async fn finish(
         let name = c.display_name.clone().unwrap_or_else(|| c.id.clone());
         entry["instanceId"] = d.clone().into();
         entry["text"] = format!("Node: {name} · mode {}", c.mode).into();
+        gw.presence_forget_gone(d);
         node = Some(crate::nodes::NodeHello {
             node_id: d.clone(),
             client: c.clone(),

@@ -473,3 +473,46 @@ async fn node_methods_belong_to_nodes_and_operator_methods_to_operators() {
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn departed_entries_are_capped_and_a_returning_node_is_listed_once() {
+    let gw = TestGateway::with_token().await;
+    let max = openclaw_gateway::server::PRESENCE_GONE_MAX;
+    for i in 0..max + 5 {
+        let conn = format!("conn-{i}");
+        let entry = json!({"instanceId": format!("node-{i}"), "reason": "connect", "ts": i});
+        gw.gw.set_presence(&conn, Some(entry));
+        gw.gw.presence_disconnect(&conn);
+    }
+    let gone = |gw: &TestGateway| {
+        gw.gw
+            .presence_list()
+            .iter()
+            .filter(|e| e["reason"] == "disconnect")
+            .count()
+    };
+    assert_eq!(gone(&gw), max);
+    // A node that comes back replaces its departed entry.
+    let dev = Device::new(35);
+    let (nd, _) = node(&gw, &dev).await;
+    drop(nd);
+    openclaw_e2e::wait_until(
+        std::time::Duration::from_secs(5),
+        "the node's departed entry",
+        || {
+            gw.gw
+                .presence_list()
+                .iter()
+                .any(|e| e["instanceId"] == dev.id().as_str() && e["reason"] == "disconnect")
+        },
+    );
+    let (_nd, _) = node(&gw, &dev).await;
+    let mine: Vec<_> = gw
+        .gw
+        .presence_list()
+        .into_iter()
+        .filter(|e| e["instanceId"] == dev.id().as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["reason"], "connect");
+}
