@@ -61,6 +61,8 @@ pub struct Gateway {
     pub header_timeout: Duration,
     /// Period of the health refresh (a `health` event each time).
     pub health_refresh: Duration,
+    /// Bytes queued for one socket before it is closed as a slow consumer.
+    pub max_buffered: usize,
     /// Server events for every socket (each filters by its scopes).
     pub events: tokio::sync::broadcast::Sender<Broadcast>,
     /// Connected clients' presence entries, by connection id.
@@ -110,6 +112,9 @@ pub struct Timers {
     pub handshake: Duration,
     /// Health refresh, each followed by a `health` event (60 s).
     pub health_refresh: Duration,
+    /// Bytes queued for one socket before it is closed as a slow consumer
+    /// (`policy.maxBufferedBytes`, 50 MiB).
+    pub max_buffered: usize,
 }
 
 impl Default for Timers {
@@ -124,6 +129,7 @@ impl Default for Timers {
             ping: crate::ws::PING_INTERVAL,
             handshake: crate::protocol::HANDSHAKE_TIMEOUT,
             health_refresh: Duration::from_secs(60),
+            max_buffered: crate::protocol::MAX_BUFFERED_BYTES,
         }
     }
 }
@@ -205,6 +211,7 @@ impl Gateway {
             handshake_timeout: timers.handshake,
             header_timeout: timers.header_read,
             health_refresh: timers.health_refresh,
+            max_buffered: timers.max_buffered,
             events: tokio::sync::broadcast::channel(256).0,
             presence: Default::default(),
             presence_version: std::sync::atomic::AtomicU64::new(1),

@@ -17,8 +17,8 @@ use crate::identity::{self, SignedFields};
 use crate::methods::{self, Caller, EVENTS, METHODS};
 use crate::pairing;
 use crate::protocol::{
-    self, ConnectParams, ErrorShape, MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES, PREAUTH_MAX_BYTES,
-    PROTOCOL_VERSION, RequestFrame, close, err_frame, event_frame, now_ms, ok_frame, uuid_v4,
+    self, ConnectParams, ErrorShape, MAX_PAYLOAD_BYTES, PREAUTH_MAX_BYTES, PROTOCOL_VERSION,
+    RequestFrame, close, err_frame, event_frame, now_ms, ok_frame, uuid_v4,
 };
 use crate::scopes;
 use crate::server::Gateway;
@@ -39,6 +39,53 @@ pub struct Outbound {
     conn_id: Arc<str>,
     tx: tokio::sync::mpsc::Sender<Out>,
     missed: Arc<std::sync::atomic::AtomicU64>,
+    backlog: Arc<Backlog>,
+}
+
+/// Bytes queued for one socket and not yet written. Past the limit
+/// (`policy.maxBufferedBytes`) the peer is a slow consumer: the socket is
+/// closed with 1008 `slow consumer`, as the real gateway does, instead of
+/// buffering without end.
+#[derive(Debug)]
+pub struct Backlog {
+    bytes: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    tripped: std::sync::atomic::AtomicBool,
+    slow: tokio::sync::Notify,
+}
+
+impl Backlog {
+    /// Counts `n` more bytes; false (and the socket marked slow) past the
+    /// limit.
+    fn charge(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.bytes.fetch_add(n, Relaxed) + n > self.limit {
+            self.bytes.fetch_sub(n, Relaxed);
+            self.tripped.store(true, Relaxed);
+            self.slow.notify_one();
+            return false;
+        }
+        true
+    }
+
+    fn discharge(&self, n: usize) {
+        self.bytes
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn tripped(&self) -> bool {
+        self.tripped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Out {
+    fn bytes(&self) -> usize {
+        match self {
+            Out::Event(_, p) => p.len(),
+            Out::Frame(f) => f.len(),
+            Out::Close(..) => 0,
+        }
+    }
 }
 
 /// One queued item.
@@ -57,15 +104,42 @@ pub enum Out {
 pub const OUTBOUND_QUEUE: usize = 1024;
 
 impl Outbound {
-    /// A queue for connection `conn_id`, and its receiving end.
-    pub fn new(conn_id: &str) -> (Self, tokio::sync::mpsc::Receiver<Out>) {
+    /// A queue for connection `conn_id` holding at most `limit` bytes, and
+    /// its receiving end.
+    pub fn new(conn_id: &str, limit: usize) -> (Self, tokio::sync::mpsc::Receiver<Out>) {
         let (tx, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
         let out = Self {
             conn_id: conn_id.into(),
             tx,
             missed: Default::default(),
+            backlog: Arc::new(Backlog {
+                bytes: Default::default(),
+                limit,
+                tripped: Default::default(),
+                slow: Default::default(),
+            }),
         };
         (out, rx)
+    }
+
+    /// Queues `item` if the byte budget allows (else the socket is marked
+    /// slow); `Err(item)` when the queue itself is full.
+    fn push(&self, item: Out) -> Result<(), Option<Out>> {
+        let n = item.bytes();
+        if !self.backlog.charge(n) {
+            return Err(None);
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(item)) => {
+                self.backlog.discharge(n);
+                Err(Some(item))
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                self.backlog.discharge(n);
+                Err(None)
+            }
+        }
     }
 
     /// The connection id.
@@ -75,27 +149,26 @@ impl Outbound {
 
     /// Queues an event; a full queue drops it (counted as missed).
     pub fn event(&self, event: &'static str, payload: Arc<str>) {
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) =
-            self.tx.try_send(Out::Event(event, payload))
-        {
+        if let Err(Some(_)) = self.push(Out::Event(event, payload)) {
             self.missed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
-    /// Queues an answer, waiting for room (answers are never dropped while
-    /// the socket lives).
+    /// Queues an answer, waiting for room in a full queue (answers are
+    /// never dropped while the socket keeps up).
     pub async fn frame(&self, frame: String) {
-        let _ = self.tx.send(Out::Frame(frame)).await;
+        if let Err(Some(item)) = self.push(Out::Frame(frame)) {
+            self.backlog.charge(item.bytes());
+            let _ = self.tx.send(item).await;
+        }
     }
 
     /// Queues an answer without waiting; a full queue hands it to a task
-    /// that waits for room (answers are never dropped while the socket
-    /// lives).
+    /// that waits for room.
     pub fn answer(&self, frame: String) {
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) =
-            self.tx.try_send(Out::Frame(frame))
-        {
+        if let Err(Some(item)) = self.push(Out::Frame(frame)) {
+            self.backlog.charge(item.bytes());
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 let _ = tx.send(item).await;
@@ -106,7 +179,7 @@ impl Outbound {
     /// Queues a ready frame without waiting; a full queue drops it (an
     /// invoke request dropped this way times out like a lost one).
     pub fn frame_now(&self, frame: String) {
-        let _ = self.tx.try_send(Out::Frame(frame));
+        let _ = self.push(Out::Frame(frame));
     }
 
     /// Asks the socket to close with `code` and `reason`.
@@ -716,7 +789,7 @@ fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value
         "auth": {"role": role, "scopes": scopes},
         "policy": {
             "maxPayload": MAX_PAYLOAD_BYTES,
-            "maxBufferedBytes": MAX_BUFFERED_BYTES,
+            "maxBufferedBytes": gw.max_buffered,
             "tickIntervalMs": gw.tick_interval.as_millis() as u64,
         },
     })
@@ -740,6 +813,15 @@ fn spliced_event(event: &str, payload: &str, seq: u64, state: Option<&Value>) ->
     f
 }
 
+/// Sends `msg` unless the socket's backlog overflows first (a peer that
+/// stopped reading would otherwise hold this task in the write forever).
+async fn watched(socket: &mut WebSocket, msg: Message, backlog: &Backlog) -> bool {
+    tokio::select! {
+        r = socket.send(msg) => r.is_ok(),
+        () = backlog.slow.notified() => false,
+    }
+}
+
 fn event_allowed(caller: &Caller, event: &str) -> bool {
     match scopes::event_scope(event) {
         None => true,
@@ -749,8 +831,9 @@ fn event_allowed(caller: &Caller, event: &str) -> bool {
 
 async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
     let mut caller = session.caller;
-    let (outbound, mut queued) = Outbound::new(&caller.conn_id);
+    let (outbound, mut queued) = Outbound::new(&caller.conn_id, gw.max_buffered);
     let missed = outbound.missed.clone();
+    let backlog = outbound.backlog.clone();
     let node_id = session.node.as_ref().map(|n| n.node_id.clone());
     if let Some(hello) = session.node {
         gw.nodes
@@ -777,7 +860,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             _ = tick.tick() => {
                 seq += 1;
                 let f = spliced_event("tick", &json!({"ts": now_ms()}).to_string(), seq, None);
-                if socket.send(Message::Text(f.into())).await.is_err() {
+                if !watched(&mut socket, Message::Text(f.into()), &backlog).await {
                     break;
                 }
             }
@@ -787,11 +870,13 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                     break;
                 }
                 awaiting_pong = true;
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if !watched(&mut socket, Message::Ping(Default::default()), &backlog).await {
                     break;
                 }
             }
+            () = backlog.slow.notified() => break,
             Some(item) = queued.recv() => {
+                backlog.discharge(item.bytes());
                 let frame = match item {
                     Out::Event(event, payload) if event_allowed(&caller, event) => {
                         seq += 1 + missed.swap(0, std::sync::atomic::Ordering::Relaxed);
@@ -804,7 +889,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                         break;
                     }
                 };
-                if socket.send(Message::Text(frame.into())).await.is_err() {
+                if !watched(&mut socket, Message::Text(frame.into()), &backlog).await {
                     break;
                 }
             }
@@ -812,7 +897,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                 Ok(b) if event_allowed(&caller, b.event) => {
                     seq += 1;
                     let f = spliced_event(b.event, &b.payload, seq, b.state_version.as_deref());
-                    if socket.send(Message::Text(f.into())).await.is_err() {
+                    if !watched(&mut socket, Message::Text(f.into()), &backlog).await {
                         break;
                     }
                 }
@@ -838,7 +923,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                                     r
                                 }
                                 methods::Reply::Frame(f) => {
-                                    if socket.send(Message::Text(f.into())).await.is_err() {
+                                    if !watched(&mut socket, Message::Text(f.into()), &backlog).await {
                                         break;
                                     }
                                     continue;
@@ -858,7 +943,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                             }
                         },
                     };
-                    if !send_json(&mut socket, &reply).await {
+                    if !watched(&mut socket, Message::Text(reply.to_string().into()), &backlog).await {
                         break;
                     }
                     if let Some(w) = written {
@@ -874,6 +959,16 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             }
         }
+    }
+    if backlog.tripped() {
+        // Best effort: a peer that stopped reading may never take the
+        // close frame either.
+        tracing::info!(conn_id = %caller.conn_id, "closing a slow consumer");
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            send_close(&mut socket, close::POLICY, "slow consumer"),
+        )
+        .await;
     }
     match &node_id {
         // A node's entry stays listed as disconnected for a while.

@@ -720,3 +720,59 @@ async fn the_command_backend_streams_lines_and_is_killed_on_abort() {
         || !openclaw_profiles::process::pid_alive(pid as u32),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
+    let fake = FakeProvider::start();
+    let limit = 64 * 1024;
+    let timers = openclaw_gateway::server::Timers {
+        max_buffered: limit,
+        ..Default::default()
+    };
+    let gw = TestGateway::with_config_timers(fake.config(), timers).await;
+    let (mut ws, _) = gw.open().await;
+    let p = with_scopes(
+        cli_params(Some(TOKEN)),
+        &["operator.read", "operator.write"],
+    );
+    send(&mut ws, &connect_frame("c", p)).await;
+    let hello = recv(&mut ws).await;
+    assert_eq!(
+        hello["payload"]["policy"]["maxBufferedBytes"], limit,
+        "{hello}"
+    );
+    // A long reply streams cumulative deltas (tens of MB in all) to a
+    // socket that reads nothing more.
+    let ack = send_chat(&mut ws, "main", "stamp:3000:0", "run-slow").await;
+    assert_eq!(ack["payload"]["status"], "started");
+    let clients = |gw: &TestGateway| gw.gw.presence_list().len() - 1;
+    assert_eq!(clients(&gw), 1);
+    let watched = gw.gw.clone();
+    tokio::task::spawn_blocking(move || {
+        openclaw_e2e::wait_until(
+            Duration::from_secs(60),
+            "the gateway drops the slow socket",
+            || watched.presence_list().len() == 1,
+        );
+    })
+    .await
+    .unwrap();
+    // What was already in the pipe drains, then the socket ends, before
+    // the reply's end: the backlog was not kept.
+    loop {
+        match crate::support::next(&mut ws).await {
+            crate::support::Incoming::Frame(f) => {
+                assert!(
+                    !(f["event"] == "chat" && f["payload"]["state"] == "final"),
+                    "the slow socket got the whole reply"
+                );
+            }
+            crate::support::Incoming::Close(c) => {
+                if let Some((code, reason)) = c {
+                    assert_eq!((code, reason.as_str()), (1008, "slow consumer"));
+                }
+                break;
+            }
+        }
+    }
+}

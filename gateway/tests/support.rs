@@ -97,6 +97,20 @@ impl TestGateway {
         Self::in_dir(tempfile::tempdir().unwrap(), raw).await
     }
 
+    /// A token gateway with config `raw` and `timers`.
+    pub(crate) async fn with_config_timers(raw: Value, timers: Timers) -> Self {
+        let loopback = openclaw_gateway::proxy::Cidr::parse("127.0.0.0/8").unwrap();
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            Auth::Token(Secret::new(TOKEN)),
+            timers,
+            |_| {},
+            vec![loopback],
+            raw,
+        )
+        .await
+    }
+
     /// A token gateway with config `raw` on the state dir under `dir` (a
     /// second gateway on the same dir sees what the first left).
     pub(crate) async fn in_dir(dir: tempfile::TempDir, raw: Value) -> Self {
