@@ -49,10 +49,18 @@ struct Cap {
     expires_at_ms: u64,
 }
 
-/// Live capabilities by their secret.
+/// Live capabilities: by their secret, and each socket's by its
+/// connection id, so that every operation costs the same with ten sockets
+/// or ten thousand.
 #[derive(Debug, Default)]
 pub struct Caps {
-    map: Mutex<HashMap<String, Cap>>,
+    map: Mutex<CapMaps>,
+}
+
+#[derive(Debug, Default)]
+struct CapMaps {
+    by_cap: HashMap<String, Cap>,
+    by_conn: HashMap<String, String>,
 }
 
 fn new_cap() -> String {
@@ -61,14 +69,16 @@ fn new_cap() -> String {
 }
 
 impl Caps {
-    /// A new capability for socket `conn_id` (any older one of that socket
-    /// dies); returns the surface URL under `base` and its expiry.
+    /// A new capability for socket `conn_id` (its older one dies); returns
+    /// the surface URL under `base` and its expiry.
     pub fn issue(&self, conn_id: &str, base: &str) -> (String, u64) {
         let cap = new_cap();
         let expires_at_ms = now_ms() + CAP_TTL_MS;
         if let Ok(mut m) = self.map.lock() {
-            m.retain(|_, c| c.conn_id != conn_id && c.expires_at_ms > now_ms());
-            m.insert(
+            if let Some(old) = m.by_conn.insert(conn_id.to_string(), cap.clone()) {
+                m.by_cap.remove(&old);
+            }
+            m.by_cap.insert(
                 cap.clone(),
                 Cap {
                     conn_id: conn_id.to_string(),
@@ -80,13 +90,14 @@ impl Caps {
         (surface_url(base, &cap), expires_at_ms)
     }
 
-    /// The socket's live capability URL and expiry, if it has one.
+    /// The socket's live capability, its URL and expiry, if it has one.
     pub fn current(&self, conn_id: &str) -> Option<(String, String, u64)> {
         let m = self.map.lock().ok()?;
-        let now = now_ms();
-        m.iter()
-            .find(|(_, c)| c.conn_id == conn_id && c.expires_at_ms > now)
-            .map(|(k, c)| (k.clone(), surface_url(&c.base, k), c.expires_at_ms))
+        let cap = m.by_conn.get(conn_id)?;
+        m.by_cap
+            .get(cap)
+            .filter(|c| c.expires_at_ms > now_ms())
+            .map(|c| (cap.clone(), surface_url(&c.base, cap), c.expires_at_ms))
     }
 
     /// True if `cap` is live; a use slides its expiry.
@@ -95,23 +106,27 @@ impl Caps {
             return false;
         };
         let now = now_ms();
-        match m.get_mut(cap) {
+        match m.by_cap.get_mut(cap) {
             Some(c) if c.expires_at_ms > now => {
                 c.expires_at_ms = now + CAP_TTL_MS;
                 true
             }
             Some(_) => {
-                m.remove(cap);
+                if let Some(c) = m.by_cap.remove(cap) {
+                    m.by_conn.remove(&c.conn_id);
+                }
                 false
             }
             None => false,
         }
     }
 
-    /// Forgets every capability of a closed socket.
+    /// Forgets the capability of a closed socket.
     pub fn drop_conn(&self, conn_id: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.retain(|_, c| c.conn_id != conn_id);
+        if let Ok(mut m) = self.map.lock()
+            && let Some(cap) = m.by_conn.remove(conn_id)
+        {
+            m.by_cap.remove(&cap);
         }
     }
 }
@@ -495,6 +510,7 @@ mod tests {
         caps.map
             .lock()
             .unwrap()
+            .by_cap
             .get_mut(&fresh)
             .unwrap()
             .expires_at_ms = now_ms() - 1;
