@@ -241,7 +241,7 @@ pub async fn serve_connection(
     preauth: Option<crate::listener::PreAuth>,
     base: String,
 ) {
-    let tracked = gw.connections.token();
+    let _tracked = gw.connections.token();
     let nonce = uuid_v4();
     let challenge = event_frame("connect.challenge", json!({"nonce": nonce, "ts": now_ms()}));
     if !send_json(&mut socket, &challenge).await {
@@ -282,13 +282,7 @@ pub async fn serve_connection(
     // Authenticated: no longer counted against the pre-auth caps.
     drop(preauth);
     tracing::debug!(conn_id = %session.caller.conn_id, ip = %client.0, "client connected");
-    // The connected socket lives on in a task of its own: this one, with
-    // the handshake's larger state, ends and frees its memory (each held
-    // socket costs only what `connected` keeps).
-    tokio::spawn(async move {
-        let _tracked = tracked;
-        connected(socket, gw, session).await;
-    });
+    connected(socket, gw, session).await;
 }
 
 fn refuse(id: &str, error: ErrorShape, code: u16, reason: &str) -> Refusal {
