@@ -138,7 +138,11 @@ pub fn surface_url(base: &str, cap: &str) -> String {
 
 /// `<scheme>://<host>` as the client reached us: forwarded headers from a
 /// trusted proxy, else the `Host` header, else `fallback`.
-pub fn public_base(headers: &HeaderMap, trusted: bool, fallback: &str) -> String {
+pub fn public_base(
+    headers: &HeaderMap,
+    trusted: bool,
+    fallback: impl FnOnce() -> String,
+) -> String {
     let h = |name: &str| {
         headers
             .get(name)
@@ -155,7 +159,7 @@ pub fn public_base(headers: &HeaderMap, trusted: bool, fallback: &str) -> String
         .then(|| h("x-forwarded-host"))
         .flatten()
         .or_else(|| h("host"))
-        .unwrap_or_else(|| fallback.to_string());
+        .unwrap_or_else(fallback);
     format!("{scheme}://{host}")
 }
 
@@ -164,18 +168,12 @@ pub fn public_base(headers: &HeaderMap, trusted: bool, fallback: &str) -> String
 /// (not `.`/`..`), no segment `.`, `..`, with `:`, a slash, a backslash or
 /// a control character. `None`: not a document path (falls through).
 pub fn resolve(documents: &Path, rest: &str) -> Option<PathBuf> {
-    let mut segments = Vec::new();
-    for raw in rest.split('/').filter(|s| !s.is_empty()) {
-        let s = percent_decode(raw)?;
-        segments.push(s);
-    }
+    let segments = safe_segments(rest, &[':'])?;
     if segments.len() < 2 {
         return None;
     }
     let id = segments[0].trim();
     if id.is_empty()
-        || id == "."
-        || id == ".."
         || !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -183,14 +181,52 @@ pub fn resolve(documents: &Path, rest: &str) -> Option<PathBuf> {
         return None;
     }
     let mut path = documents.join(id);
-    for s in &segments[1..] {
-        if s == "." || s == ".." || s.contains([':', '/', '\\']) || s.chars().any(char::is_control)
-        {
-            return None;
-        }
-        path.push(s);
-    }
+    path.extend(&segments[1..]);
     Some(path)
+}
+
+/// The percent-decoded, non-empty segments of a URL path, or `None` if one
+/// is `.` or `..`, holds a slash, a backslash, a control character or one
+/// of `forbidden`, or does not decode.
+pub(crate) fn safe_segments(rest: &str, forbidden: &[char]) -> Option<Vec<String>> {
+    rest.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|raw| {
+            percent_decode(raw).filter(|s| {
+                s != "."
+                    && s != ".."
+                    && !s.contains(['/', '\\'])
+                    && !s.contains(forbidden)
+                    && !s.chars().any(char::is_control)
+            })
+        })
+        .collect()
+}
+
+/// A `200` carrying a served file: `no-store`, `nosniff`, its length, and
+/// `extra` headers; HEAD gets the headers alone.
+pub(crate) fn file_response(
+    method: &Method,
+    content_type: &str,
+    body: Vec<u8>,
+    extra: &[(header::HeaderName, &str)],
+) -> Response {
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_LENGTH, body.len());
+    for (name, value) in extra {
+        resp = resp.header(name, *value);
+    }
+    let body = if method == Method::HEAD {
+        axum::body::Body::empty()
+    } else {
+        axum::body::Body::from(body)
+    };
+    resp.body(body)
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error"))
 }
 
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
@@ -416,30 +452,17 @@ fn serve(
         Err(_) => return plain(StatusCode::NOT_FOUND, "not found"),
     };
     let content_type = mime(&path);
-    let mut resp = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "no-store")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::CONTENT_LENGTH, data.len())
-        .header(
-            "Permissions-Policy",
+    let mut extra = vec![
+        (
+            header::HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
-        );
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
     if content_type.starts_with("text/html") && sandboxed(&documents, &path) {
-        resp = resp
-            .header(header::CONTENT_SECURITY_POLICY, SANDBOX_CSP)
-            .header(header::REFERRER_POLICY, "no-referrer");
-    } else {
-        resp = resp.header(header::REFERRER_POLICY, "no-referrer");
+        extra.push((header::CONTENT_SECURITY_POLICY, SANDBOX_CSP));
     }
-    let body = if method == Method::HEAD {
-        axum::body::Body::empty()
-    } else {
-        axum::body::Body::from(data)
-    };
-    resp.body(body)
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error"))
+    file_response(method, content_type, data, &extra)
 }
 
 /// True if the document's `manifest.json` says `cspSandbox: "scripts"`.
@@ -528,10 +551,13 @@ mod tests {
         h.insert("host", "gw.local:18789".parse().unwrap());
         h.insert("x-forwarded-host", "evil.example".parse().unwrap());
         h.insert("x-forwarded-proto", "https".parse().unwrap());
-        assert_eq!(public_base(&h, false, "x"), "http://gw.local:18789");
-        assert_eq!(public_base(&h, true, "x"), "https://evil.example");
         assert_eq!(
-            public_base(&HeaderMap::new(), false, "127.0.0.1:1"),
+            public_base(&h, false, || "x".into()),
+            "http://gw.local:18789"
+        );
+        assert_eq!(public_base(&h, true, || "x".into()), "https://evil.example");
+        assert_eq!(
+            public_base(&HeaderMap::new(), false, || "127.0.0.1:1".into()),
             "http://127.0.0.1:1"
         );
     }

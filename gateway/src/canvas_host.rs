@@ -24,7 +24,7 @@ use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::Value;
@@ -300,36 +300,14 @@ fn serve_file(host: &Host, method: &Method, rest: &str) -> Response {
     } else {
         data
     };
-    let len = body.len();
-    let body = if method == Method::HEAD {
-        axum::body::Body::empty()
-    } else {
-        axum::body::Body::from(body)
-    };
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
-        body,
-    )
-        .into_response()
+    crate::canvas::file_response(method, content_type, body, &[])
 }
 
 /// `rest` under `root`: percent-decoded segments, none `.`/`..`, with a
 /// backslash, a NUL or a control character.
 fn resolve(root: &Path, rest: &str) -> Option<PathBuf> {
     let mut path = root.to_path_buf();
-    for raw in rest.split('/').filter(|s| !s.is_empty()) {
-        let s = crate::canvas::percent_decode(raw)?;
-        if s == "." || s == ".." || s.contains(['/', '\\']) || s.chars().any(char::is_control) {
-            return None;
-        }
-        path.push(s);
-    }
+    path.extend(crate::canvas::safe_segments(rest, &[])?);
     Some(path)
 }
 

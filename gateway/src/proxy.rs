@@ -59,6 +59,11 @@ impl Cidr {
     }
 }
 
+/// True if `ip` is one of the trusted proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
+    trusted.iter().any(|c| c.contains(ip))
+}
+
 /// The client's address and whether it is local: the socket peer, unless
 /// the peer is a trusted proxy that forwarded the connection, then the
 /// nearest forwarded address that is not itself a trusted proxy.
@@ -71,7 +76,7 @@ pub fn client_addr(
     let proxied = ["x-forwarded-for", "x-real-ip", "forwarded"]
         .iter()
         .any(|h| headers.contains_key(*h));
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    let is_trusted = |ip: IpAddr| is_trusted(ip, trusted);
     let mut ip = peer.ip();
     if proxied && is_trusted(ip) {
         // X-Forwarded-For: client, proxy1, proxy2 (each appends the peer it

@@ -454,27 +454,24 @@ async fn root(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let client = crate::proxy::client_addr(peer, &headers, &gw.settings.trusted_proxies);
-    // Where this client reaches us (capability URLs name it).
-    let trusted = gw
-        .settings
-        .trusted_proxies
-        .iter()
-        .any(|c| c.contains(peer.ip()));
-    let base = crate::canvas::public_base(&headers, trusted, &gw.local_host());
     // The connection's pre-auth slot goes with the socket until hello-ok.
     let preauth = slot.and_then(|s| s.0.take());
     match upgrade {
         // Small buffers: thousands of mostly idle sockets each keep theirs
         // (tungstenite's 128 KiB default would be 128 KiB per client).
-        Ok(ws) => ws
-            .read_buffer_size(WS_BUFFER_BYTES)
-            .write_buffer_size(0)
-            .max_write_buffer_size(crate::protocol::MAX_BUFFERED_BYTES)
-            .max_message_size(MAX_PAYLOAD_BYTES)
-            .max_frame_size(MAX_PAYLOAD_BYTES)
-            .on_upgrade(move |socket| {
-                crate::ws::serve_connection(socket, gw, client, preauth, base)
-            }),
+        Ok(ws) => {
+            // Where this client reaches us (capability URLs name it).
+            let trusted = crate::proxy::is_trusted(peer.ip(), &gw.settings.trusted_proxies);
+            let base = crate::canvas::public_base(&headers, trusted, || gw.local_host());
+            ws.read_buffer_size(WS_BUFFER_BYTES)
+                .write_buffer_size(0)
+                .max_write_buffer_size(crate::protocol::MAX_BUFFERED_BYTES)
+                .max_message_size(MAX_PAYLOAD_BYTES)
+                .max_frame_size(MAX_PAYLOAD_BYTES)
+                .on_upgrade(move |socket| {
+                    crate::ws::serve_connection(socket, gw, client, preauth, base)
+                })
+        }
         // A browser: the web chat page.
         Err(_) => crate::webchat::index(),
     }

@@ -159,8 +159,7 @@ impl Outbound {
     /// never dropped while the socket keeps up).
     pub async fn frame(&self, frame: String) {
         if let Err(Some(item)) = self.push(Out::Frame(frame)) {
-            self.backlog.charge(item.bytes());
-            let _ = self.tx.send(item).await;
+            self.send_when_room(item).await;
         }
     }
 
@@ -168,12 +167,15 @@ impl Outbound {
     /// that waits for room.
     pub fn answer(&self, frame: String) {
         if let Err(Some(item)) = self.push(Out::Frame(frame)) {
-            self.backlog.charge(item.bytes());
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(item).await;
-            });
+            let out = self.clone();
+            tokio::spawn(async move { out.send_when_room(item).await });
         }
+    }
+
+    /// An answer the full queue refused, queued as soon as there is room.
+    async fn send_when_room(&self, item: Out) {
+        self.backlog.charge(item.bytes());
+        let _ = self.tx.send(item).await;
     }
 
     /// Queues a ready frame without waiting; a full queue drops it (an

@@ -57,14 +57,19 @@ fn seed(state: &std::path::Path) {
     std::os::unix::fs::symlink(state, doc.join("up")).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documents_are_served_by_the_real_gateways_rules() {
-    let gw = TestGateway::start_full(
+/// A token gateway whose state holds the documents of [`seed`].
+async fn seeded() -> TestGateway {
+    TestGateway::start_full(
         openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(TOKEN)),
         Default::default(),
         seed,
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_served_by_the_real_gateways_rules() {
+    let gw = seeded().await;
     let addr = gw.addr;
     tokio::task::spawn_blocking(move || {
         let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
@@ -144,12 +149,7 @@ fn cap_of(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capability_urls_work_without_headers_refresh_and_die_with_their_socket() {
-    let gw = TestGateway::start_full(
-        openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(TOKEN)),
-        Default::default(),
-        seed,
-    )
-    .await;
+    let gw = seeded().await;
     let addr = gw.addr;
     // Every operator socket gets one, named after the Host it connected to.
     let (ws, hello) = connect_as(&gw, cli_params(Some(TOKEN))).await;
@@ -297,12 +297,7 @@ async fn capability_urls_work_without_headers_refresh_and_die_with_their_socket(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_runs_a_sandboxed_documents_inline_script_through_a_capability_url_and_fetch_is_blocked()
  {
-    let gw = TestGateway::start_full(
-        openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(TOKEN)),
-        Default::default(),
-        seed,
-    )
-    .await;
+    let gw = seeded().await;
     let (_ws, hello) = connect_as(&gw, cli_params(Some(TOKEN))).await;
     let url = hello["payload"]["pluginSurfaceUrls"]["canvas"]
         .as_str()
@@ -473,12 +468,7 @@ async fn a_page_open_in_chromium_reloads_when_its_file_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_bearer_secrets_count_toward_the_auth_lockout() {
-    let gw = TestGateway::start_full(
-        openclaw_gateway::settings::Auth::Token(openclaw_profiles::config::Secret::new(TOKEN)),
-        Default::default(),
-        seed,
-    )
-    .await;
+    let gw = seeded().await;
     let addr = gw.addr;
     // A remote address (through the trusted local proxy) guesses.
     tokio::task::spawn_blocking(move || {

@@ -39,6 +39,21 @@ fn node_host(home: &TestHome, name: &str, port: u16) -> Running {
     Running::spawn(cmd)
 }
 
+/// `nodes invoke --node <node> --command system.which` for `sh`, as JSON.
+fn which_sh(node: &str) -> [&str; 9] {
+    [
+        "nodes",
+        "invoke",
+        "--node",
+        node,
+        "--command",
+        "system.which",
+        "--params",
+        r#"{"bins":["sh"]}"#,
+        "--json",
+    ]
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     let text = ok_out(out);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -157,42 +172,14 @@ fn the_real_node_host_pairs_is_approved_and_runs_commands_through_our_gateway() 
     );
 
     // The real `nodes invoke` gets the node's answer back.
-    let which = json_of(&real(
-        &home,
-        &env,
-        &[
-            "nodes",
-            "invoke",
-            "--node",
-            &node,
-            "--command",
-            "system.which",
-            "--params",
-            r#"{"bins":["sh"]}"#,
-            "--json",
-        ],
-    ));
+    let which = json_of(&real(&home, &env, &which_sh(&node)));
     let sh = which["payload"]["bins"]["sh"].as_str().unwrap_or_default();
     assert!(sh.ends_with("/sh"), "{which}");
 
     // Ours does the same: status, and invoke by display name.
     let mine = json_of(&ours(&home, "a", &["nodes", "status", "--json"]));
     assert_eq!(mine["nodes"][0]["approvalState"], "approved");
-    let which = json_of(&ours(
-        &home,
-        "a",
-        &[
-            "nodes",
-            "invoke",
-            "--node",
-            "E2E Node",
-            "--command",
-            "system.which",
-            "--params",
-            r#"{"bins":["sh"]}"#,
-            "--json",
-        ],
-    ));
+    let which = json_of(&ours(&home, "a", &which_sh("E2E Node")));
     assert_eq!(which["payload"]["bins"]["sh"].as_str(), Some(sh), "{which}");
 
     // Past its timeout: TIMEOUT (the node is told to cancel).
@@ -292,20 +279,19 @@ fn our_node(home: &TestHome, dir: &str, port: u16, token: &str, extra: &[&str]) 
 }
 
 /// `nodes pending` → `nodes approve` with the real CLI.
-fn approve_first_pending(home: &TestHome, env: &[(String, String)]) {
+/// `nodes pending` until a request shows, then `nodes approve` it, with
+/// `cli` (the real CLI or ours).
+fn approve_first_pending(cli: impl Fn(&[&str]) -> std::process::Output) {
     let mut request = String::new();
     wait_until(Duration::from_secs(60), "a pending node surface", || {
-        let out = real(home, env, &["nodes", "pending", "--json"]);
+        let out = cli(&["nodes", "pending", "--json"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        match v[0]["requestId"].as_str() {
-            Some(r) => {
-                request = r.to_string();
-                true
-            }
-            None => false,
-        }
+        v[0]["requestId"].as_str().is_some_and(|r| {
+            request = r.to_string();
+            true
+        })
     });
-    ok_out(&real(home, env, &["nodes", "approve", &request, "--json"]));
+    ok_out(&cli(&["nodes", "approve", &request, "--json"]));
 }
 
 #[test]
@@ -323,20 +309,7 @@ fn our_node_host_serves_our_gateway_survives_its_restart_and_stops_on_sigterm() 
         &["--allow-run", "echo"],
     );
     // Our own CLI approves it this time.
-    let mut request = String::new();
-    wait_until(
-        Duration::from_secs(60),
-        "our node's surface request",
-        || {
-            let out = ours(&home, "a", &["nodes", "pending", "--json"]);
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            v[0]["requestId"].as_str().is_some_and(|r| {
-                request = r.to_string();
-                true
-            })
-        },
-    );
-    ok_out(&ours(&home, "a", &["nodes", "approve", &request]));
+    approve_first_pending(|args| ours(&home, "a", args));
     let row = first_node_when(&home, &env, "our node is approved", |n| {
         n["approvalState"] == "approved" && n["connected"] == true
     });
@@ -374,21 +347,7 @@ fn our_node_host_serves_our_gateway_survives_its_restart_and_stops_on_sigterm() 
     first_node_when(&home, &env, "our node reconnects", |n| {
         n["connected"] == true
     });
-    let which = json_of(&ours(
-        &home,
-        "a",
-        &[
-            "nodes",
-            "invoke",
-            "--node",
-            "Our Node",
-            "--command",
-            "system.which",
-            "--params",
-            r#"{"bins":["sh"]}"#,
-            "--json",
-        ],
-    ));
+    let which = json_of(&ours(&home, "a", &which_sh("Our Node")));
     assert!(which["payload"]["bins"]["sh"].is_string(), "{which}");
 
     // SIGTERM: it says goodbye and exits 0.
@@ -471,7 +430,7 @@ fn our_node_host_works_with_the_real_openclaw_gateway() {
         ("OPENCLAW_GATEWAY_TOKEN".to_string(), token.to_string()),
     ];
     let _node = our_node(&home, "our-node", slot.base(), token, &[]);
-    approve_first_pending(&home, &env);
+    approve_first_pending(|args| real(&home, &env, args));
     let row = first_node_when(
         &home,
         &env,
@@ -481,17 +440,7 @@ fn our_node_host_works_with_the_real_openclaw_gateway() {
     let which = json_of(&real(
         &home,
         &env,
-        &[
-            "nodes",
-            "invoke",
-            "--node",
-            row["nodeId"].as_str().unwrap(),
-            "--command",
-            "system.which",
-            "--params",
-            r#"{"bins":["sh"]}"#,
-            "--json",
-        ],
+        &which_sh(row["nodeId"].as_str().unwrap()),
     ));
     assert!(
         which["payload"]["bins"]["sh"]

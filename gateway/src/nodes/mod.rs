@@ -289,12 +289,9 @@ impl Nodes {
     }
 }
 
-/// `P` of `node.pair.list` / `node.pair.requested`.
-fn pending_wire(p: &Paired, with_silent: bool) -> Value {
-    let s = p.pending_node_surface.as_ref();
-    let commands = s.map(|s| s.commands.clone()).unwrap_or_default();
+/// What `P` and `A` rows share: who the node is, from its record.
+fn node_fields(p: &Paired, rest: Value) -> Value {
     let mut v = json!({
-        "requestId": s.map(|s| s.request_id.clone()),
         "nodeId": p.device_id,
         "clientId": p.client_id,
         "clientMode": p.client_mode,
@@ -302,35 +299,44 @@ fn pending_wire(p: &Paired, with_silent: bool) -> Value {
         "platform": p.platform,
         "version": p.node.as_ref().and_then(|n| n.version.clone()),
         "deviceFamily": p.node.as_ref().and_then(|n| n.device_family.clone()),
+    });
+    if let (Some(o), Value::Object(rest)) = (v.as_object_mut(), rest) {
+        o.extend(rest);
+    }
+    strip_nulls(v)
+}
+
+/// `P` of `node.pair.list` / `node.pair.requested`.
+fn pending_wire(p: &Paired, with_silent: bool) -> Value {
+    let s = p.pending_node_surface.as_ref();
+    let commands = s.map(|s| s.commands.clone()).unwrap_or_default();
+    let mut rest = json!({
+        "requestId": s.map(|s| s.request_id.clone()),
         "caps": s.map(|s| s.caps.clone()).unwrap_or_default(),
-        "commands": commands,
         "requiredApproveScopes": policy::required_approve_scopes(&commands),
+        "commands": commands,
         "ts": s.map_or(0, |s| s.ts),
     });
     if with_silent {
-        v["silent"] = (p.approved_via == "silent").into();
+        rest["silent"] = (p.approved_via == "silent").into();
     }
-    strip_nulls(v)
+    node_fields(p, rest)
 }
 
 /// `A` of `node.pair.list` / `node.pair.approve`.
 fn approved_wire(p: &Paired) -> Value {
     let s = p.node_surface.as_ref();
-    strip_nulls(json!({
-        "nodeId": p.device_id,
-        "clientId": p.client_id,
-        "clientMode": p.client_mode,
-        "displayName": p.display_name,
-        "platform": p.platform,
-        "version": p.node.as_ref().and_then(|n| n.version.clone()),
-        "deviceFamily": p.node.as_ref().and_then(|n| n.device_family.clone()),
-        "caps": s.map(|s| s.caps.clone()).unwrap_or_default(),
-        "commands": s.map(|s| s.commands.clone()).unwrap_or_default(),
-        "createdAtMs": s.map(|s| s.created_at_ms),
-        "approvedAtMs": s.map(|s| s.approved_at_ms),
-        "lastSeenAtMs": p.last_seen_at_ms,
-        "lastSeenReason": p.last_seen_at_ms.map(|_| "connect"),
-    }))
+    node_fields(
+        p,
+        json!({
+            "caps": s.map(|s| s.caps.clone()).unwrap_or_default(),
+            "commands": s.map(|s| s.commands.clone()).unwrap_or_default(),
+            "createdAtMs": s.map(|s| s.created_at_ms),
+            "approvedAtMs": s.map(|s| s.approved_at_ms),
+            "lastSeenAtMs": p.last_seen_at_ms,
+            "lastSeenReason": p.last_seen_at_ms.map(|_| "connect"),
+        }),
+    )
 }
 
 fn strip_nulls(mut v: Value) -> Value {
