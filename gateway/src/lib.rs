@@ -48,6 +48,7 @@ pub mod scopes;
 pub mod server;
 pub mod service;
 pub mod settings;
+pub mod socket;
 pub mod webchat;
 pub mod ws;
 

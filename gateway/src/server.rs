@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use openclaw_profiles::contract::HEALTHZ_BODY;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -449,32 +449,33 @@ async fn readyz(
 async fn root(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    slot: Option<axum::Extension<crate::listener::Slot>>,
-    headers: axum::http::HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut req: axum::extract::Request,
 ) -> Response {
-    let client = crate::proxy::client_addr(peer, &headers, &gw.settings.trusted_proxies);
-    // The connection's pre-auth slot goes with the socket until hello-ok.
-    let preauth = slot.and_then(|s| s.0.take());
-    match upgrade {
-        // Small buffers: thousands of mostly idle sockets each keep theirs
-        // (tungstenite's 128 KiB default would be 128 KiB per client).
-        Ok(ws) => {
-            // Where this client reaches us (capability URLs name it).
-            let trusted = crate::proxy::is_trusted(peer.ip(), &gw.settings.trusted_proxies);
-            let base = crate::canvas::public_base(&headers, trusted, || gw.local_host());
-            ws.read_buffer_size(WS_BUFFER_BYTES)
-                .write_buffer_size(0)
-                .max_write_buffer_size(crate::protocol::MAX_BUFFERED_BYTES)
-                .max_message_size(MAX_PAYLOAD_BYTES)
-                .max_frame_size(MAX_PAYLOAD_BYTES)
-                .on_upgrade(move |socket| {
-                    crate::ws::serve_connection(socket, gw, client, preauth, base)
-                })
-        }
+    let Some(upgrade) = crate::socket::Upgrade::from_request(&mut req) else {
         // A browser: the web chat page.
-        Err(_) => crate::webchat::index(),
-    }
+        return crate::webchat::index();
+    };
+    let headers = req.headers();
+    let client = crate::proxy::client_addr(peer, headers, &gw.settings.trusted_proxies);
+    // The connection's pre-auth slot goes with the socket until hello-ok.
+    let preauth = req
+        .extensions()
+        .get::<crate::listener::Slot>()
+        .and_then(crate::listener::Slot::take);
+    // Where this client reaches us (capability URLs name it).
+    let trusted = crate::proxy::is_trusted(peer.ip(), &gw.settings.trusted_proxies);
+    let base = crate::canvas::public_base(headers, trusted, || gw.local_host());
+    // Small buffers: thousands of mostly idle sockets each keep theirs
+    // (tungstenite's 128 KiB default would be 128 KiB per client).
+    let config = WebSocketConfig::default()
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(crate::protocol::MAX_BUFFERED_BYTES)
+        .max_message_size(Some(MAX_PAYLOAD_BYTES))
+        .max_frame_size(Some(MAX_PAYLOAD_BYTES));
+    upgrade.on_upgrade(config, move |socket| {
+        crate::ws::serve_connection(socket, gw, client, preauth, base)
+    })
 }
 
 /// Serves on `listener` (through [`crate::listener::serve`]) until
@@ -530,7 +531,10 @@ pub async fn run(gw: Arc<Gateway>, listener: tokio::net::TcpListener) -> std::io
             flusher.flush_presence();
         }
     });
-    crate::listener::serve(gw.clone(), listener, app).await;
+    // The accept loop runs on a worker, not on the thread that blocks on
+    // the runtime: a connection's task then starts on the worker that
+    // accepted it (its local queue) instead of waking another thread.
+    let _ = tokio::spawn(crate::listener::serve(gw.clone(), listener, app)).await;
     gw.connections.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, gw.connections.wait())
         .await

@@ -9,8 +9,10 @@
 use openclaw_profiles::config::Secret;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use crate::socket::{CloseFrame, Socket};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::auth::secrets_equal;
 use crate::identity::{self, SignedFields};
@@ -37,7 +39,9 @@ pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(25
 #[derive(Debug, Clone)]
 pub struct Outbound {
     conn_id: Arc<str>,
-    tx: tokio::sync::mpsc::Sender<Out>,
+    /// Boxed items: the channel allocates its first block of 32 slots
+    /// up front, on every socket, so a slot is a pointer.
+    tx: tokio::sync::mpsc::Sender<Box<Out>>,
     missed: Arc<std::sync::atomic::AtomicU64>,
     backlog: Arc<Backlog>,
 }
@@ -106,7 +110,7 @@ pub const OUTBOUND_QUEUE: usize = 1024;
 impl Outbound {
     /// A queue for connection `conn_id` holding at most `limit` bytes, and
     /// its receiving end.
-    pub fn new(conn_id: &str, limit: usize) -> (Self, tokio::sync::mpsc::Receiver<Out>) {
+    pub fn new(conn_id: &str, limit: usize) -> (Self, tokio::sync::mpsc::Receiver<Box<Out>>) {
         let (tx, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
         let out = Self {
             conn_id: conn_id.into(),
@@ -129,11 +133,11 @@ impl Outbound {
         if !self.backlog.charge(n) {
             return Err(None);
         }
-        match self.tx.try_send(item) {
+        match self.tx.try_send(Box::new(item)) {
             Ok(()) => Ok(()),
             Err(tokio::sync::mpsc::error::TrySendError::Full(item)) => {
                 self.backlog.discharge(n);
-                Err(Some(item))
+                Err(Some(*item))
             }
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
                 self.backlog.discharge(n);
@@ -175,7 +179,7 @@ impl Outbound {
     /// An answer the full queue refused, queued as soon as there is room.
     async fn send_when_room(&self, item: Out) {
         self.backlog.charge(item.bytes());
-        let _ = self.tx.send(item).await;
+        let _ = self.tx.send(Box::new(item)).await;
     }
 
     /// Queues a ready frame without waiting; a full queue drops it (an
@@ -186,7 +190,9 @@ impl Outbound {
 
     /// Asks the socket to close with `code` and `reason`.
     pub fn close(&self, code: u16, reason: &str) {
-        let _ = self.tx.try_send(Out::Close(code, reason.to_string()));
+        let _ = self
+            .tx
+            .try_send(Box::new(Out::Close(code, reason.to_string())));
     }
 }
 
@@ -196,7 +202,7 @@ struct Session {
     caller: Caller,
     device_id: Option<String>,
     /// What a node declared (role `node` only).
-    node: Option<crate::nodes::NodeHello>,
+    node: Option<Box<crate::nodes::NodeHello>>,
 }
 
 /// How a handshake ended without a session.
@@ -211,14 +217,14 @@ enum Refusal {
     Gone,
 }
 
-async fn send_json(socket: &mut WebSocket, frame: &Value) -> bool {
+async fn send_json(socket: &mut Socket, frame: &Value) -> bool {
     socket
         .send(Message::Text(frame.to_string().into()))
         .await
         .is_ok()
 }
 
-async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
+async fn send_close(socket: &mut Socket, code: u16, reason: &str) {
     // Close reasons are limited to 123 bytes.
     let mut reason = reason.to_string();
     while reason.len() > 123 {
@@ -226,7 +232,7 @@ async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
     }
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
-            code,
+            code: CloseCode::from(code),
             reason: Utf8Bytes::from(reason),
         })))
         .await;
@@ -237,23 +243,40 @@ async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
 /// `client` is the client's address and whether the connection is local
 /// (a loopback socket that no proxy forwarded).
 pub async fn serve_connection(
-    mut socket: WebSocket,
+    socket: Socket,
     gw: Arc<Gateway>,
     client: (std::net::IpAddr, bool),
     preauth: Option<crate::listener::PreAuth>,
     base: String,
 ) {
     let _tracked = gw.connections.token();
+    // The handshake's larger state lives in a box that is gone once the
+    // socket is connected: an idle socket's task holds only `connected`.
+    let Some((socket, session)) = Box::pin(open(socket, &gw, client, preauth, base)).await else {
+        return;
+    };
+    connected(socket, gw, session).await;
+}
+
+/// The challenge and the handshake: the socket and its session once
+/// `hello-ok` is out, `None` when the connection ended before.
+async fn open(
+    mut socket: Socket,
+    gw: &Arc<Gateway>,
+    client: (std::net::IpAddr, bool),
+    preauth: Option<crate::listener::PreAuth>,
+    base: String,
+) -> Option<(Socket, Session)> {
     let nonce = uuid_v4();
     let challenge = event_frame("connect.challenge", json!({"nonce": nonce, "ts": now_ms()}));
     if !send_json(&mut socket, &challenge).await {
-        return;
+        return None;
     }
     let handshake = tokio::select! {
-        r = tokio::time::timeout(gw.handshake_timeout, handshake(&mut socket, &gw, client, &nonce, &base)) => r,
+        r = tokio::time::timeout(gw.handshake_timeout, handshake(&mut socket, gw, client, &nonce, &base)) => r,
         () = gw.shutdown.cancelled() => {
             send_close(&mut socket, close::SERVICE_RESTART, "service restart").await;
-            return;
+            return None;
         }
     };
     let session = match handshake {
@@ -263,7 +286,7 @@ pub async fn serve_connection(
                 let _ = send_json(&mut socket, &res).await;
             }
             send_close(&mut socket, code, &reason).await;
-            return;
+            return None;
         }
         Ok(Err(Refusal::Gone)) => {
             // The frame guard cut an oversized pre-auth frame off from its
@@ -274,17 +297,17 @@ pub async fn serve_connection(
             {
                 send_close(&mut socket, close::TOO_BIG, "preauth payload too large").await;
             }
-            return;
+            return None;
         }
         Err(_elapsed) => {
             let _ = socket.send(Message::Close(None)).await;
-            return;
+            return None;
         }
     };
     // Authenticated: no longer counted against the pre-auth caps.
     drop(preauth);
     tracing::debug!(conn_id = %session.caller.conn_id, ip = %client.0, "client connected");
-    connected(socket, gw, session).await;
+    Some((socket, session))
 }
 
 fn refuse(id: &str, error: ErrorShape, code: u16, reason: &str) -> Refusal {
@@ -295,11 +318,11 @@ fn refuse(id: &str, error: ErrorShape, code: u16, reason: &str) -> Refusal {
     }
 }
 
-async fn first_text(socket: &mut WebSocket) -> Result<Utf8Bytes, Refusal> {
+async fn first_text(socket: &mut Socket) -> Result<Utf8Bytes, Refusal> {
     loop {
         match socket.recv().await {
             Some(Ok(Message::Text(t))) => return Ok(t),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
                 return Err(Refusal::Close {
                     res: None,
@@ -313,7 +336,7 @@ async fn first_text(socket: &mut WebSocket) -> Result<Utf8Bytes, Refusal> {
 }
 
 async fn handshake(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     gw: &Gateway,
     client: (std::net::IpAddr, bool),
     nonce: &str,
@@ -596,7 +619,7 @@ fn pair_device(
 
 #[allow(clippy::too_many_arguments)]
 async fn finish(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     gw: &Gateway,
     id: &str,
     params: &ConnectParams,
@@ -665,7 +688,7 @@ async fn finish(
         entry["instanceId"] = d.clone().into();
         entry["text"] = format!("Node: {name} · mode {}", c.mode).into();
         gw.presence_forget_gone(d);
-        node = Some(crate::nodes::NodeHello {
+        node = Some(Box::new(crate::nodes::NodeHello {
             node_id: d.clone(),
             client: c.clone(),
             caps: params.caps.clone().unwrap_or_default(),
@@ -673,7 +696,7 @@ async fn finish(
             permissions: params.permissions.clone(),
             path_env: params.path_env.clone(),
             remote_ip: remote_ip.to_string(),
-        });
+        }));
     }
     gw.set_presence(&conn_id, Some(entry));
     // Who the caller is: its proven device (across reconnects), else this
@@ -817,7 +840,7 @@ fn spliced_event(event: &str, payload: &str, seq: u64, state: Option<&Value>) ->
 
 /// Sends `msg` unless the socket's backlog overflows first (a peer that
 /// stopped reading would otherwise hold this task in the write forever).
-async fn watched(socket: &mut WebSocket, msg: Message, backlog: &Backlog) -> bool {
+async fn watched(socket: &mut Socket, msg: Message, backlog: &Backlog) -> bool {
     tokio::select! {
         r = socket.send(msg) => r.is_ok(),
         () = backlog.slow.notified() => false,
@@ -831,7 +854,7 @@ fn event_allowed(caller: &Caller, event: &str) -> bool {
     }
 }
 
-async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
+async fn connected(mut socket: Socket, gw: Arc<Gateway>, session: Session) {
     let mut caller = session.caller;
     let (outbound, mut queued) = Outbound::new(&caller.conn_id, gw.max_buffered);
     let missed = outbound.missed.clone();
@@ -839,7 +862,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
     let node_id = session.node.as_ref().map(|n| n.node_id.clone());
     if let Some(hello) = session.node {
         gw.nodes
-            .attach(&gw, hello, &caller.conn_id, outbound.clone());
+            .attach(&gw, *hello, &caller.conn_id, outbound.clone());
     }
     caller.outbound = Some(outbound);
     let mut events = gw.events.subscribe();
@@ -879,7 +902,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
             () = backlog.slow.notified() => break,
             Some(item) = queued.recv() => {
                 backlog.discharge(item.bytes());
-                let frame = match item {
+                let frame = match *item {
                     Out::Event(event, payload) if event_allowed(&caller, event) => {
                         seq += 1 + missed.swap(0, std::sync::atomic::Ordering::Relaxed);
                         spliced_event(event, &payload, seq, None)
@@ -957,7 +980,7 @@ async fn connected(mut socket: WebSocket, gw: Arc<Gateway>, session: Session) {
                     break;
                 }
                 Some(Ok(Message::Pong(_))) => awaiting_pong = false,
-                Some(Ok(Message::Ping(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             }
         }

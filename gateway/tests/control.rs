@@ -156,6 +156,34 @@ async fn a_config_too_large_for_a_frame_is_not_sent() {
     assert!(cfg.to_string().len() < 100_000);
 }
 
+/// Answers past 64 KiB take the 8-byte length of a WebSocket frame header
+/// (our frames are written without tungstenite's buffer): they arrive
+/// whole, and the socket goes on.
+#[tokio::test]
+async fn an_answer_larger_than_64_kib_arrives_whole() {
+    let notes = "y".repeat(300_000);
+    let seeded = notes.clone();
+    let gw = TestGateway::with_token_seeded(move |dir| {
+        std::fs::write(
+            dir.join("openclaw.json"),
+            format!(r#"{{ gateway: {{ mode: "local" }}, notes: "{seeded}" }}"#),
+        )
+        .unwrap();
+    })
+    .await;
+    let (mut ws, _) = connect_as(
+        &gw,
+        with_scopes(cli_params(Some(TOKEN)), &["operator.read"]),
+    )
+    .await;
+    for id in ["2", "3"] {
+        let cfg = call(&mut ws, id, "config.get", json!({})).await;
+        assert_eq!(cfg["payload"]["config"]["notes"], notes.as_str());
+    }
+    let health = call(&mut ws, "4", "health", json!({})).await;
+    assert_eq!(health["ok"], true);
+}
+
 #[tokio::test]
 async fn logs_tail_follows_with_a_cursor() {
     let gw = TestGateway::with_token().await;

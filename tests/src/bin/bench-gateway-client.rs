@@ -26,6 +26,12 @@
 //!    or: `bench-gateway-client relay <base-url>`: a bare TCP relay in front
 //!        of the fake provider (`direct` through it is the floor of one
 //!        more process hop).
+//!    or: `bench-gateway-client floor`: a bare WebSocket server with the
+//!        gateway's runtime shape that does no work: it sends a challenge,
+//!        reads one frame, answers with a `hello-ok`-sized frame, then
+//!        answers every frame with a `res` of the same id. The main mode
+//!        run against it is this machine's floor for the same handshake and
+//!        round trip. Prints its URL; serves until stdin closes.
 
 use std::time::{Duration, Instant};
 
@@ -292,6 +298,54 @@ async fn relay(args: &[String]) {
     });
 }
 
+/// `floor`: see the module docs. The frames have the sizes of ours
+/// (challenge ~130 bytes, hello-ok ~1.9 KB).
+async fn floor() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("ws://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let challenge = json!({"type": "event", "event": "connect.challenge",
+                    "payload": {"nonce": "0123456789abcdef0123456789abcdef", "ts": unix_micros() as u64 / 1000}});
+                if ws
+                    .send(Message::Text(challenge.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let mut hello = true;
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Text(t) = msg else { continue };
+                    let f: Value = serde_json::from_str(&t).unwrap_or_default();
+                    let payload = if hello {
+                        hello = false;
+                        json!({"type": "hello-ok", "protocol": 4, "padding": "x".repeat(1800)})
+                    } else {
+                        json!({"ok": true, "ts": unix_micros() as u64 / 1000})
+                    };
+                    let res = json!({"type": "res", "id": f["id"], "ok": true, "payload": payload});
+                    if ws
+                        .send(Message::Text(res.to_string().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// A request and its answer (events pass by).
 async fn rpc(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
     send_req(ws, id, method, params).await;
@@ -500,16 +554,20 @@ async fn hold(args: &[String]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("relay") {
-        // The gateway's runtime shape (two workers), so that the relay's hop
-        // costs what any process in the middle costs.
+    if let Some(mode @ ("relay" | "floor")) = args.get(1).map(String::as_str) {
+        // The gateway's runtime shape (two workers), so that the hop costs
+        // what any process in the middle costs.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(relay(&args));
-        // Relays until stdin closes.
+        if mode == "relay" {
+            rt.block_on(relay(&args));
+        } else {
+            rt.block_on(floor());
+        }
+        // Serves until stdin closes.
         let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
         return;
     }
