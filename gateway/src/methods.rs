@@ -164,6 +164,17 @@ pub fn dispatch(
         let params = params.filter(|p| !p.is_null()).unwrap_or(&empty);
         return crate::nodes::dispatch(gw, caller, id, method, params);
     }
+    if method == "system-presence" {
+        if let Err(e) = authorize(caller, method) {
+            return Reply::Now(Err(e));
+        }
+        // The entries are kept as JSON: the answer is spliced, not rebuilt.
+        return Reply::Frame(format!(
+            r#"{{"type":"res","id":{},"ok":true,"payload":{}}}"#,
+            Value::from(id),
+            gw.presence_list()
+        ));
+    }
     Reply::Now(dispatch_control(gw, caller, method, params))
 }
 
@@ -230,7 +241,6 @@ fn dispatch_once(
     match method {
         "health" => Ok(health_snapshot(gw)),
         "status" => Ok(status_summary(gw, caller, params)),
-        "system-presence" => Ok(Value::Array(gw.presence_list())),
         "config.get" => Ok(config_snapshot(gw)),
         "logs.tail" => logs_tail(gw, params),
         "last-heartbeat" => Ok(Value::Null),

@@ -66,7 +66,7 @@ pub struct Gateway {
     /// Server events for every socket (each filters by its scopes).
     pub events: tokio::sync::broadcast::Sender<Broadcast>,
     /// Connected clients' presence entries, by connection id.
-    pub presence: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+    pub presence: std::sync::Mutex<std::collections::BTreeMap<String, Presence>>,
     /// `stateVersion.presence`.
     pub presence_version: std::sync::atomic::AtomicU64,
     /// `stateVersion.health`.
@@ -131,6 +131,38 @@ impl Default for Timers {
             health_refresh: Duration::from_secs(60),
             max_buffered: crate::protocol::MAX_BUFFERED_BYTES,
         }
+    }
+}
+
+/// One client's presence entry, kept as the JSON every reader gets (a
+/// snapshot or a `presence` event is a concatenation, not a deep clone and
+/// a re-serialization per entry), with the fields the gateway asks about.
+#[derive(Debug)]
+pub struct Presence {
+    json: Box<serde_json::value::RawValue>,
+    device_id: Option<Box<str>>,
+    instance_id: Option<Box<str>>,
+    /// When the client left, for entries kept as `disconnect` (nodes).
+    departed_ms: Option<u64>,
+}
+
+impl Presence {
+    fn new(entry: &serde_json::Value) -> Self {
+        let text = |k: &str| entry[k].as_str().map(Box::from);
+        Self {
+            json: serde_json::value::to_raw_value(entry).unwrap_or_else(|_| {
+                serde_json::value::RawValue::from_string("{}".into()).expect("valid JSON")
+            }),
+            device_id: text("deviceId"),
+            instance_id: text("instanceId"),
+            departed_ms: (entry["reason"] == "disconnect")
+                .then(|| entry["ts"].as_u64().unwrap_or(0)),
+        }
+    }
+
+    /// The entry as sent.
+    pub fn json(&self) -> &str {
+        self.json.get()
     }
 }
 
@@ -261,31 +293,44 @@ impl Gateway {
     ) {
         // Serialized once here: each socket only splices it into its frame
         // (its own `seq`), whatever the number of sockets.
+        self.broadcast_raw(event, payload.to_string().into(), with_state_version);
+    }
+
+    /// [`Self::broadcast`] of a payload already serialized.
+    pub fn broadcast_raw(&self, event: &'static str, payload: Arc<str>, with_state_version: bool) {
         let _ = self.events.send(Broadcast {
             event,
-            payload: payload.to_string().into(),
+            payload,
             state_version: with_state_version.then(|| Arc::new(self.state_version())),
         });
     }
 
-    /// The gateway's own presence entry followed by every client's.
-    pub fn presence_list(&self) -> Vec<serde_json::Value> {
+    /// The presence list as JSON: the gateway's own entry followed by
+    /// every client's.
+    pub fn presence_list(&self) -> String {
         self.presence_up_to(usize::MAX)
     }
 
     /// The presence list of a `hello-ok` snapshot: the gateway and at most
     /// [`SNAPSHOT_PRESENCE_MAX`]` - 1` clients, so that a connect costs the
     /// same with ten clients or ten thousand (`system-presence` has them all).
-    pub fn presence_snapshot(&self) -> Vec<serde_json::Value> {
+    pub fn presence_snapshot(&self) -> String {
         self.presence_up_to(SNAPSHOT_PRESENCE_MAX - 1)
     }
 
-    /// The gateway's own entry and at most `clients` clients' entries.
-    fn presence_up_to(&self, clients: usize) -> Vec<serde_json::Value> {
-        let mut list = vec![crate::methods::self_presence(self)];
+    /// The gateway's own entry and at most `clients` clients' entries, as
+    /// a JSON array.
+    fn presence_up_to(&self, clients: usize) -> String {
+        let mut list = String::from("[");
+        list.push_str(&crate::methods::self_presence(self).to_string());
         if let Ok(p) = self.presence.lock() {
-            list.extend(p.values().take(clients).cloned());
+            list.reserve(p.values().take(clients).map(|e| e.json().len() + 1).sum());
+            for e in p.values().take(clients) {
+                list.push(',');
+                list.push_str(e.json());
+            }
         }
+        list.push(']');
         list
     }
 
@@ -295,7 +340,7 @@ impl Gateway {
             .lock()
             .map(|p| {
                 p.values()
-                    .filter_map(|e| e["deviceId"].as_str().map(str::to_string))
+                    .filter_map(|e| e.device_id.as_deref().map(str::to_string))
                     .collect()
             })
             .unwrap_or_default()
@@ -307,7 +352,7 @@ impl Gateway {
     pub fn set_presence(&self, conn_id: &str, entry: Option<serde_json::Value>) {
         if let Ok(mut p) = self.presence.lock() {
             match entry {
-                Some(e) => p.insert(conn_id.to_string(), e),
+                Some(e) => p.insert(conn_id.to_string(), Presence::new(&e)),
                 None => p.remove(conn_id),
             };
         }
@@ -319,11 +364,10 @@ impl Gateway {
     /// Marks a closed socket's presence entry `disconnect` and forgets it
     /// after [`PRESENCE_TTL`] (nodes: operators see them leave).
     pub fn presence_disconnect(self: &Arc<Self>, conn_id: &str) {
-        let entry = self
-            .presence
-            .lock()
-            .ok()
-            .and_then(|p| p.get(conn_id).cloned());
+        let entry = self.presence.lock().ok().and_then(|p| {
+            p.get(conn_id)
+                .and_then(|e| serde_json::from_str::<serde_json::Value>(e.json()).ok())
+        });
         let Some(mut entry) = entry else {
             return;
         };
@@ -334,8 +378,7 @@ impl Gateway {
         if let Ok(mut p) = self.presence.lock() {
             let mut gone: Vec<(u64, String)> = p
                 .iter()
-                .filter(|(_, e)| e["reason"] == "disconnect")
-                .map(|(k, e)| (e["ts"].as_u64().unwrap_or(0), k.clone()))
+                .filter_map(|(k, e)| e.departed_ms.map(|t| (t, k.clone())))
                 .collect();
             if gone.len() >= PRESENCE_GONE_MAX {
                 gone.sort();
@@ -352,7 +395,7 @@ impl Gateway {
                 let same = gw
                     .presence
                     .lock()
-                    .is_ok_and(|p| p.get(&conn).is_some_and(|e| e["ts"] == ts));
+                    .is_ok_and(|p| p.get(&conn).is_some_and(|e| e.departed_ms == Some(ts)));
                 if same {
                     gw.set_presence(&conn, None);
                 }
@@ -364,17 +407,16 @@ impl Gateway {
     /// is listed once).
     pub fn presence_forget_gone(&self, instance_id: &str) {
         if let Ok(mut p) = self.presence.lock() {
-            p.retain(|_, e| !(e["reason"] == "disconnect" && e["instanceId"] == instance_id));
+            p.retain(|_, e| {
+                !(e.departed_ms.is_some() && e.instance_id.as_deref() == Some(instance_id))
+            });
         }
     }
 
     /// Broadcasts the presence list as it is now.
     fn flush_presence(&self) {
-        self.broadcast(
-            "presence",
-            serde_json::json!({ "presence": self.presence_list() }),
-            true,
-        );
+        let payload = format!(r#"{{"presence":{}}}"#, self.presence_list());
+        self.broadcast_raw("presence", payload.into(), true);
     }
 }
 

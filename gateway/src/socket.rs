@@ -126,13 +126,25 @@ impl Socket {
     /// Writes one text frame. Whatever tungstenite still holds (a pong it
     /// owes) goes out first, so frames never interleave.
     pub async fn send_text(&mut self, text: &str) -> Result<(), tungstenite::Error> {
+        self.send_texts(&[text]).await
+    }
+
+    /// Writes text frames, one after the other, in one write.
+    pub async fn send_texts<T: AsRef<str>>(
+        &mut self,
+        texts: &[T],
+    ) -> Result<(), tungstenite::Error> {
         self.0.flush().await?;
-        let mut frame = Vec::with_capacity(text.len() + 10);
-        text_header(text.len(), &mut frame);
-        frame.extend_from_slice(text.as_bytes());
+        let len: usize = texts.iter().map(|t| t.as_ref().len() + 10).sum();
+        let mut frames = Vec::with_capacity(len);
+        for text in texts {
+            let text = text.as_ref().as_bytes();
+            text_header(text.len(), &mut frames);
+            frames.extend_from_slice(text);
+        }
         self.0
             .get_mut()
-            .write_all(&frame)
+            .write_all(&frames)
             .await
             .map_err(tungstenite::Error::Io)
     }

@@ -104,6 +104,10 @@ pub enum Out {
     Close(u16, String),
 }
 
+/// Most queued frames, and bytes, one write takes.
+const BATCH_FRAMES: usize = 64;
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Items a socket's outbound queue holds.
 pub const OUTBOUND_QUEUE: usize = 1024;
 
@@ -630,11 +634,7 @@ async fn finish(
     (remote_ip, base): (std::net::IpAddr, &str),
 ) -> Result<Session, Refusal> {
     let conn_id = uuid_v4();
-    let mut hello = hello_ok(gw, &conn_id, &role, &scopes);
-    if let Some(t) = &token {
-        hello["auth"]["deviceToken"] = t.token.clone().into();
-        hello["auth"]["issuedAtMs"] = t.created_at_ms.into();
-    }
+    let mut hello = hello_ok(gw, &conn_id, &role, &scopes, token.as_ref());
     // The canvas surface: every operator, and nodes whose approved
     // surface includes `canvas` (spec `nodes-canvas.md` §9.3).
     let canvas = role == "operator"
@@ -653,15 +653,23 @@ async fn finish(
             }));
     if canvas {
         let (url, _) = gw.canvas_caps.issue(&conn_id, base);
-        hello["pluginSurfaceUrls"] = json!({ "canvas": url });
+        hello.plugin_surface_urls = Some(json!({ "canvas": url }));
     }
     // Protocol-3 clients learn the seed-mode canvas host's URL.
     if params.max_protocol < 4
         && let Some(addr) = gw.canvas_host_addr.get()
     {
-        hello["canvasHostUrl"] = crate::canvas_host::host_url(base, addr.port()).into();
+        hello.canvas_host_url = Some(crate::canvas_host::host_url(base, addr.port()));
     }
-    if !send_json(socket, &ok_frame(id, hello)).await {
+    let frame = serde_json::to_string(&OkRes {
+        kind: "res",
+        id,
+        ok: true,
+        payload: &hello,
+    })
+    .expect("hello-ok serializes");
+    drop(hello);
+    if socket.send_text(&frame).await.is_err() {
         return Err(Refusal::Gone);
     }
     let c = &params.client;
@@ -792,32 +800,130 @@ fn check_credentials(
     }
 }
 
-fn hello_ok(gw: &Gateway, conn_id: &str, role: &str, scopes: &[String]) -> Value {
-    json!({
-        "type": "hello-ok",
-        "protocol": PROTOCOL_VERSION,
-        "server": {"version": crate::VERSION, "connId": conn_id},
-        "features": {"methods": &*METHODS, "events": &*EVENTS},
-        "snapshot": {
-            "presence": gw.presence_snapshot(),
-            "health": {},
-            "stateVersion": gw.state_version(),
-            "uptimeMs": gw.uptime_ms(),
-            "sessionDefaults": {
-                "defaultAgentId": "main",
-                "mainKey": "main",
-                "mainSessionKey": "agent:main:main",
-                "scope": "per-sender",
-            },
-            "authMode": gw.settings.auth.mode_str(),
+/// `hello-ok`, serialized straight from its parts: the advertised
+/// features are serialized once per process and the presence snapshot is
+/// spliced from the stored entries (a connect builds no JSON tree).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloOk<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    protocol: u64,
+    server: HelloServer<'a>,
+    features: &'static serde_json::value::RawValue,
+    snapshot: Snapshot,
+    auth: HelloAuth<'a>,
+    policy: Policy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin_surface_urls: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canvas_host_url: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloServer<'a> {
+    version: &'static str,
+    conn_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot {
+    presence: Box<serde_json::value::RawValue>,
+    health: serde_json::Map<String, Value>,
+    state_version: Value,
+    uptime_ms: u64,
+    session_defaults: &'static serde_json::value::RawValue,
+    auth_mode: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloAuth<'a> {
+    role: &'a str,
+    scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at_ms: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Policy {
+    max_payload: usize,
+    max_buffered_bytes: usize,
+    tick_interval_ms: u64,
+}
+
+/// A successful `res` around a typed payload.
+#[derive(serde::Serialize)]
+struct OkRes<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    ok: bool,
+    payload: T,
+}
+
+/// `{"methods": [...], "events": [...]}`, serialized once.
+static FEATURES: std::sync::LazyLock<Box<serde_json::value::RawValue>> =
+    std::sync::LazyLock::new(|| {
+        serde_json::value::to_raw_value(&json!({"methods": &*METHODS, "events": &*EVENTS}))
+            .expect("static JSON")
+    });
+
+static SESSION_DEFAULTS: std::sync::LazyLock<Box<serde_json::value::RawValue>> =
+    std::sync::LazyLock::new(|| {
+        serde_json::value::to_raw_value(&json!({
+            "defaultAgentId": "main",
+            "mainKey": "main",
+            "mainSessionKey": "agent:main:main",
+            "scope": "per-sender",
+        }))
+        .expect("static JSON")
+    });
+
+fn hello_ok<'a>(
+    gw: &Gateway,
+    conn_id: &'a str,
+    role: &'a str,
+    scopes: &'a [String],
+    token: Option<&'a pairing::DeviceToken>,
+) -> HelloOk<'a> {
+    let presence = serde_json::value::RawValue::from_string(gw.presence_snapshot())
+        .expect("presence entries are JSON");
+    HelloOk {
+        kind: "hello-ok",
+        protocol: PROTOCOL_VERSION,
+        server: HelloServer {
+            version: crate::VERSION,
+            conn_id,
         },
-        "auth": {"role": role, "scopes": scopes},
-        "policy": {
-            "maxPayload": MAX_PAYLOAD_BYTES,
-            "maxBufferedBytes": gw.max_buffered,
-            "tickIntervalMs": gw.tick_interval.as_millis() as u64,
+        features: &FEATURES,
+        snapshot: Snapshot {
+            presence,
+            health: Default::default(),
+            state_version: gw.state_version(),
+            uptime_ms: gw.uptime_ms(),
+            session_defaults: &SESSION_DEFAULTS,
+            auth_mode: gw.settings.auth.mode_str(),
         },
-    })
+        auth: HelloAuth {
+            role,
+            scopes,
+            device_token: token.map(|t| t.token.as_str()),
+            issued_at_ms: token.map(|t| t.created_at_ms),
+        },
+        policy: Policy {
+            max_payload: MAX_PAYLOAD_BYTES,
+            max_buffered_bytes: gw.max_buffered,
+            tick_interval_ms: gw.tick_interval.as_millis() as u64,
+        },
+        plugin_surface_urls: None,
+        canvas_host_url: None,
+    }
 }
 
 /// An event frame around an already serialized payload (the same bytes for
@@ -843,6 +949,14 @@ fn spliced_event(event: &str, payload: &str, seq: u64, state: Option<&Value>) ->
 async fn watched(socket: &mut Socket, msg: Message, backlog: &Backlog) -> bool {
     tokio::select! {
         r = socket.send(msg) => r.is_ok(),
+        () = backlog.slow.notified() => false,
+    }
+}
+
+/// [`watched`] for frames written together in one write.
+async fn watched_all(socket: &mut Socket, frames: &[String], backlog: &Backlog) -> bool {
+    tokio::select! {
+        r = socket.send_texts(frames) => r.is_ok(),
         () = backlog.slow.notified() => false,
     }
 }
@@ -901,20 +1015,34 @@ async fn connected(mut socket: Socket, gw: Arc<Gateway>, session: Session) {
             }
             () = backlog.slow.notified() => break,
             Some(item) = queued.recv() => {
-                backlog.discharge(item.bytes());
-                let frame = match *item {
-                    Out::Event(event, payload) if event_allowed(&caller, event) => {
-                        seq += 1 + missed.swap(0, std::sync::atomic::Ordering::Relaxed);
-                        spliced_event(event, &payload, seq, None)
+                // What is queued by now goes out in one write (a streamed
+                // turn queues a `chat` and an `agent` event per piece).
+                let mut batch = Vec::new();
+                let (mut bytes, mut next, mut close) = (0, Some(item), None);
+                while let Some(item) = next.take() {
+                    backlog.discharge(item.bytes());
+                    match *item {
+                        Out::Event(event, payload) if event_allowed(&caller, event) => {
+                            seq += 1 + missed.swap(0, std::sync::atomic::Ordering::Relaxed);
+                            batch.push(spliced_event(event, &payload, seq, None));
+                        }
+                        Out::Event(..) => {}
+                        Out::Frame(f) => batch.push(f),
+                        Out::Close(code, reason) => {
+                            close = Some((code, reason));
+                            break;
+                        }
                     }
-                    Out::Event(..) => continue,
-                    Out::Frame(f) => f,
-                    Out::Close(code, reason) => {
-                        send_close(&mut socket, code, &reason).await;
-                        break;
+                    bytes += batch.last().map_or(0, String::len);
+                    if batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+                        next = queued.try_recv().ok();
                     }
-                };
-                if !watched(&mut socket, Message::Text(frame.into()), &backlog).await {
+                }
+                if !batch.is_empty() && !watched_all(&mut socket, &batch, &backlog).await {
+                    break;
+                }
+                if let Some((code, reason)) = close {
+                    send_close(&mut socket, code, &reason).await;
                     break;
                 }
             }

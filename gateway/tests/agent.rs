@@ -9,7 +9,7 @@ use openclaw_e2e::fake_provider::FakeProvider;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TOKEN, TestGateway, Ws, call, cli_params, connect_frame, recv, send, with_scopes,
+    TOKEN, TestGateway, Ws, call, cli_params, connect_frame, presence, recv, send, with_scopes,
 };
 
 const REPLY: &str = "Hello from the fake provider. You said: ";
@@ -745,14 +745,14 @@ async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
     // socket that reads nothing more.
     let ack = send_chat(&mut ws, "main", "stamp:3000:0", "run-slow").await;
     assert_eq!(ack["payload"]["status"], "started");
-    let clients = |gw: &TestGateway| gw.gw.presence_list().len() - 1;
+    let clients = |gw: &TestGateway| presence(&gw.gw).len() - 1;
     assert_eq!(clients(&gw), 1);
     let watched = gw.gw.clone();
     tokio::task::spawn_blocking(move || {
         openclaw_e2e::wait_until(
             Duration::from_secs(60),
             "the gateway drops the slow socket",
-            || watched.presence_list().len() == 1,
+            || presence(&watched).len() == 1,
         );
     })
     .await

@@ -485,8 +485,7 @@ async fn departed_entries_are_capped_and_a_returning_node_is_listed_once() {
         gw.gw.presence_disconnect(&conn);
     }
     let gone = |gw: &TestGateway| {
-        gw.gw
-            .presence_list()
+        presence(&gw.gw)
             .iter()
             .filter(|e| e["reason"] == "disconnect")
             .count()
@@ -500,16 +499,13 @@ async fn departed_entries_are_capped_and_a_returning_node_is_listed_once() {
         std::time::Duration::from_secs(5),
         "the node's departed entry",
         || {
-            gw.gw
-                .presence_list()
+            presence(&gw.gw)
                 .iter()
                 .any(|e| e["instanceId"] == dev.id().as_str() && e["reason"] == "disconnect")
         },
     );
     let (_nd, _) = node(&gw, &dev).await;
-    let mine: Vec<_> = gw
-        .gw
-        .presence_list()
+    let mine: Vec<_> = presence(&gw.gw)
         .into_iter()
         .filter(|e| e["instanceId"] == dev.id().as_str())
         .collect();

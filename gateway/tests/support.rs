@@ -360,3 +360,8 @@ pub(crate) fn with_scopes(mut p: Value, scopes: &[&str]) -> Value {
     p["scopes"] = json!(scopes);
     p
 }
+
+/// The gateway's presence list, parsed (the gateway keeps it as JSON).
+pub(crate) fn presence(gw: &Gateway) -> Vec<serde_json::Value> {
+    serde_json::from_str(&gw.presence_list()).expect("the presence list is a JSON array")
+}
