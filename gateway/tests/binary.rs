@@ -186,6 +186,35 @@ fn env_token_and_port_are_honoured() {
 }
 
 #[test]
+fn the_worker_count_is_checked_and_honoured() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    write_config(&home, "a", r#"{ gateway: { mode: "local" } }"#);
+    let port = slot.base().to_string();
+    for bad in ["0", "65", "two"] {
+        let out = gateway(&home, "a", &["--port", &port])
+            .env("OPENCLAW_GATEWAY_WORKERS", bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("OPENCLAW_GATEWAY_WORKERS must be a whole number from 1 to 64"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+        assert!(!live(slot.base()));
+    }
+    let mut cmd = gateway(&home, "a", &["--port", &port]);
+    cmd.env("OPENCLAW_GATEWAY_WORKERS", "3")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "a gateway with 3 workers", || {
+        live(slot.base())
+    });
+}
+
+#[test]
 fn one_config_file_is_one_gateway_unless_multi_gateway_is_allowed() {
     let home = TestHome::new();
     let slot = ports::claim_slots(3);
