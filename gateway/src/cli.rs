@@ -416,6 +416,20 @@ pub enum GatewayCommand {
     },
     /// Check that the gateway answers, and what it allows.
     Probe(ConnArgs),
+    /// Exit 0 if this host's gateway answers `/healthz` (or `/readyz`) with
+    /// a healthy JSON body, else 1 with the reason: a container's exec
+    /// probe or HEALTHCHECK (no shell or curl needed).
+    Healthcheck {
+        /// Ask `/readyz` (started, not draining) instead of `/healthz`.
+        #[arg(long)]
+        ready: bool,
+        /// Port (else OPENCLAW_GATEWAY_PORT, gateway.port, 18789).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// Milliseconds to wait for the answer.
+        #[arg(long, default_value_t = 3000, value_name = "MS")]
+        timeout: u64,
+    },
     /// Install this profile's gateway as an OS service (systemd user unit / launchd agent) and start it.
     Install {
         /// Port baked into the service (else OPENCLAW_GATEWAY_PORT, gateway.port, 18789).

@@ -148,6 +148,19 @@ fn main() -> ExitCode {
                 Some(GatewayCommand::Probe(conn)) => {
                     return ExitCode::from(ops::probe(&env, &conn.to_conn()));
                 }
+                Some(GatewayCommand::Healthcheck {
+                    ready,
+                    port,
+                    timeout,
+                }) => {
+                    return match ops::healthcheck(&env, ready, port, timeout) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(why) => {
+                            eprintln!("openclaw gateway healthcheck: {why}");
+                            ExitCode::from(1)
+                        }
+                    };
+                }
                 None => return run_foreground(&args.run.to_flags(), &env),
             };
             match service_result {

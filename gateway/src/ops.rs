@@ -619,3 +619,53 @@ pub fn pairing(env: &EnvSnapshot, conn: &Conn, action: &str, args: &[String]) ->
     let id = text(&req["requestId"]).to_string();
     devices(env, conn, action, Some(&id))
 }
+
+/// `gateway healthcheck`: one GET of `/healthz` (or `/readyz`) on this
+/// host's gateway, its JSON body checked (`ok: true`, or `ready: true`):
+/// a catch-all 200 from something else on the port does not pass.
+pub fn healthcheck(
+    env: &EnvSnapshot,
+    ready: bool,
+    port: Option<u16>,
+    timeout_ms: u64,
+) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let port = match port {
+        Some(p) => p,
+        None => {
+            let paths = openclaw_profiles::paths::resolve_paths(env).map_err(|e| e.to_string())?;
+            let cfg = openclaw_profiles::config::load_config(&paths.config_path)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            openclaw_profiles::ports::resolve_gateway_port(None, env, cfg.gateway.port)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let timeout = std::time::Duration::from_millis(timeout_ms.max(1));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("nothing answers on 127.0.0.1:{port} ({e})"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| format!("cannot ask {path}: {e}"))?;
+    let mut answer = Vec::new();
+    s.take(64 * 1024)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("no answer from {path} within {timeout_ms} ms ({e})"))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    let json: Option<serde_json::Value> = serde_json::from_str(body.trim()).ok();
+    let key = if ready { "ready" } else { "ok" };
+    match json {
+        Some(v) if status == "200" && v[key] == true => Ok(()),
+        Some(v) => Err(format!("{path} answered {status} with {key}={}", v[key])),
+        None => Err(format!(
+            "{path} answered {status} without a gateway's JSON body"
+        )),
+    }
+}

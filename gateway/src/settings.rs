@@ -74,10 +74,43 @@ impl GatewaySettings {
     }
 }
 
+/// A config to start from when the gateway's config file does not exist
+/// yet (a container's first start from a mounted seed). An existing config
+/// is never touched: the seed is for the first start only.
+pub const ENV_CONFIG_SEED: &str = "OPENCLAW_CONFIG_SEED";
+
+/// Copies `seed` to `config` (atomically, 0600) unless `config` exists.
+fn seed_config(seed: &std::path::Path, config: &std::path::Path) -> Result<(), StartError> {
+    if config.exists() {
+        return Ok(());
+    }
+    let body = std::fs::read(seed).map_err(|e| {
+        StartError::Config(format!(
+            "cannot read the config seed {} ({ENV_CONFIG_SEED}): {e}; mount it there or unset {ENV_CONFIG_SEED}",
+            seed.display()
+        ))
+    })?;
+    if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    openclaw_profiles::atomic::write_atomic(config, &body, 0o600).map_err(|e| {
+        StartError::Config(format!(
+            "cannot write {} from the seed: {e}",
+            config.display()
+        ))
+    })?;
+    tracing::info!(seed = %seed.display(), config = %config.display(), "config seeded (first start)");
+    Ok(())
+}
+
 /// Resolves settings for `openclaw gateway` from flags and an environment
 /// that already has `--profile` applied.
 pub fn resolve(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<GatewaySettings, StartError> {
     let paths = paths::resolve_paths(env).map_err(|e| StartError::Config(e.to_string()))?;
+    if let Some(seed) = env.get(ENV_CONFIG_SEED).filter(|s| !s.trim().is_empty()) {
+        seed_config(std::path::Path::new(seed), &paths.config_path)?;
+    }
     let loaded =
         config::load_config(&paths.config_path).map_err(|e| StartError::Config(e.to_string()))?;
     let gateway_mode = loaded

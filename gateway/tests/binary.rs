@@ -185,6 +185,91 @@ fn env_token_and_port_are_honoured() {
     });
 }
 
+/// A container's first start: the config comes from the seed, once; a
+/// later seed never replaces it. `gateway healthcheck` passes on the live
+/// gateway only (its JSON body, not any 200).
+#[test]
+fn a_config_seed_fills_an_absent_config_and_healthcheck_checks_the_body() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let port = slot.base();
+    let seed = home.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        r#"{ gateway: { mode: "local", auth: { token: "t" } } }"#,
+    )
+    .unwrap();
+    let config = home.state_dir("a").join("openclaw.json");
+    let check = |args: &[&str]| {
+        home.command(BIN)
+            .args([
+                "--profile",
+                "a",
+                "gateway",
+                "healthcheck",
+                "--timeout",
+                "2000",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = check(&["--port", &port.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing answers"), "{}", stderr(&out));
+    let mut cmd = gateway(&home, "a", &["--port", &port.to_string()]);
+    cmd.env("OPENCLAW_CONFIG_SEED", &seed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "the seeded gateway", || live(port));
+    let seeded = std::fs::read_to_string(&config).unwrap();
+    assert!(seeded.contains(r#"token: "t""#), "{seeded}");
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    for args in [
+        &["--port", &port.to_string()][..],
+        &["--port", &port.to_string(), "--ready"],
+    ] {
+        let out = check(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    drop(g);
+    // Another seed later: the live config stays.
+    std::fs::write(
+        &seed,
+        r#"{ gateway: { mode: "local", auth: { token: "other" } } }"#,
+    )
+    .unwrap();
+    let mut cmd = gateway(&home, "a", &["--port", &port.to_string()]);
+    cmd.env("OPENCLAW_CONFIG_SEED", &seed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "the gateway again", || live(port));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), seeded);
+    // Something else on a port that answers 200 without our body fails.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = other.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    });
+    let out = check(&["--port", &other_port.to_string()]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("without a gateway's JSON body"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn the_worker_count_is_checked_and_honoured() {
     let home = TestHome::new();
