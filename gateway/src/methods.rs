@@ -439,10 +439,7 @@ pub fn redact(v: &Value) -> Value {
         Value::Object(m) => m
             .iter()
             .map(|(k, val)| {
-                let lk = k.to_lowercase();
-                let secret = ["token", "password", "secret", "apikey", "api_key"]
-                    .iter()
-                    .any(|s| lk.contains(s));
+                let secret = openclaw_profiles::config::is_secret_key(k);
                 let out = if secret && val.is_string() {
                     json!("__OPENCLAW_REDACTED__")
                 } else {

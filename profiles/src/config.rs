@@ -174,6 +174,16 @@ pub struct AgentDefaults {
     pub raw: Value,
 }
 
+/// True for config keys whose string values are secrets (tokens,
+/// passwords, API keys): `config.get` redacts them, exports keep them out
+/// of anything but a secret store.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_lowercase();
+    ["token", "password", "secret", "apikey", "api_key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
 /// The typed view of `openclaw.json`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenClawConfig {

@@ -12,6 +12,7 @@
 
 pub mod doctor;
 pub mod host;
+pub mod kubernetes;
 pub mod launchd;
 pub mod native;
 pub mod probe;

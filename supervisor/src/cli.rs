@@ -37,6 +37,9 @@ pub enum Command {
     /// Install profiles as OS services (systemd user units, launchd agents).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Write profiles out for another engine (Kubernetes manifests).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -66,6 +69,32 @@ pub struct DoctorArgs {
     /// Also scan system-wide service dirs.
     #[arg(long)]
     pub deep: bool,
+    /// Lint Kubernetes manifests in DIR instead (what a schema cannot see:
+    /// one writer, no secret in a ConfigMap, ports that agree, probes).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["fix", "deep", "profiles"])]
+    pub kubernetes: Option<PathBuf>,
+}
+
+/// `openclawctl export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// One namespace per profile: a single-replica StatefulSet, a
+    /// ReadWriteOncePod claim, a Secret (tokens), a ConfigMap seed, a
+    /// ClusterIP Service, a NetworkPolicy, kustomization.yaml files.
+    Kubernetes {
+        /// Profiles to export.
+        #[command(flatten)]
+        targets: Targets,
+        /// Directory to write (created; files in it are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The gateway image.
+        #[arg(long, default_value = "openclaw-gateway:latest")]
+        image: String,
+        /// Size of each state claim.
+        #[arg(long, default_value = "1Gi")]
+        storage: String,
+    },
 }
 
 /// `openclawctl service ...`.

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod context;
+pub mod export;
 pub mod facts;
 pub mod keeper;
 pub mod launch;

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use openclaw_profiles::{outln, stdout};
-use openclawctl::cli::{Cli, Command, ProfileCommand, ServiceCommand, Targets};
+use openclawctl::cli::{Cli, Command, ExportCommand, ProfileCommand, ServiceCommand, Targets};
 use openclawctl::context::Context;
 use openclawctl::lifecycle::{self, StartOptions};
 use openclawctl::profile_cmd::{self, CreateOptions};
-use openclawctl::{CmdResult, Failure, keeper, launch, logs_cmd, report, service_cmd, status};
+use openclawctl::{
+    CmdResult, Failure, export, keeper, launch, logs_cmd, report, service_cmd, status,
+};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -159,6 +161,21 @@ fn run(command: Command) -> CmdResult {
         Command::Logs(args) => {
             let named: Vec<String> = args.names.into_iter().chain(args.profiles).collect();
             logs_cmd::logs(&ctx, &named, args.lines, args.follow)
+        }
+        Command::Doctor(args) if args.kubernetes.is_some() => export::lint_kubernetes(
+            args.kubernetes
+                .as_deref()
+                .unwrap_or(std::path::Path::new(".")),
+            json,
+        ),
+        Command::Export(ExportCommand::Kubernetes {
+            targets,
+            out,
+            image,
+            storage,
+        }) => {
+            let targets = names(&ctx, &targets, "export")?;
+            export::kubernetes(&ctx, &targets, &out, image, storage)
         }
         Command::Doctor(args) => {
             for p in &args.profiles {

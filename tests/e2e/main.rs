@@ -4,6 +4,7 @@
 
 mod agent;
 mod doctor;
+mod export;
 mod interop;
 mod nodes;
 mod real_use;
