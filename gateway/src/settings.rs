@@ -132,6 +132,19 @@ pub fn resolve(flags: &GatewayFlags, env: &EnvSnapshot) -> Result<GatewaySetting
     let config = loaded.unwrap_or_default();
     let port = ports::resolve_gateway_port(flags.port, env, config.gateway.port)
         .map_err(|e| StartError::Config(e.to_string()))?;
+    if paths.ports == ports::PortPlan::Compact
+        && config.raw.pointer("/browser/enabled") == Some(&serde_json::Value::Bool(true))
+    {
+        return Err(StartError::Config(format!(
+            "browser.enabled needs the browser's CDP ports {}..={}, outside this profile's compact port plan ({port}, {}, {}, {}): set browser.enabled to false, or recreate the profile with `openclawctl profile create {} --ports full`",
+            u32::from(port) + 11,
+            u32::from(port) + u32::from(ports::RESERVED_SPAN),
+            u32::from(port) + 1,
+            u32::from(port) + 2,
+            u32::from(port) + 4,
+            paths.profile,
+        )));
+    }
     let bind = flags
         .bind
         .or(config.gateway.bind)

@@ -270,6 +270,40 @@ fn a_config_seed_fills_an_absent_config_and_healthcheck_checks_the_body() {
     );
 }
 
+/// A compact profile has no room for the browser's CDP ports: a config
+/// that turns the browser on is refused with the way out.
+#[test]
+fn a_compact_profile_refuses_the_browser() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let port = slot.base().to_string();
+    write_config(
+        &home,
+        "a",
+        r#"{ gateway: { mode: "local", auth: { token: "t" } }, browser: { enabled: true } }"#,
+    );
+    let out = gateway(&home, "a", &["--port", &port])
+        .env("OPENCLAWCTL_PORT_PLAN", "compact")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("outside this profile's compact port plan")
+            && stderr(&out).contains("--ports full"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!live(slot.base()));
+    // The full plan keeps OpenClaw's ports: the same config starts.
+    let mut cmd = gateway(&home, "a", &["--port", &port]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _g = Running::spawn(cmd);
+    wait_until(Duration::from_secs(20), "the full-plan gateway", || {
+        live(slot.base())
+    });
+}
+
 #[test]
 fn the_worker_count_is_checked_and_honoured() {
     let home = TestHome::new();

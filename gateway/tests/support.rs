@@ -149,6 +149,7 @@ impl TestGateway {
                 profile: ProfileName::parse("t").unwrap(),
                 config_path: state_dir.join("openclaw.json"),
                 state_dir,
+                ports: Default::default(),
             },
             port: 0,
             bind_addr: "127.0.0.1".parse().unwrap(),

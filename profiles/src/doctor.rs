@@ -446,7 +446,7 @@ fn pair_checks(a: &ProfileFacts, b: &ProfileFacts, out: &mut Vec<Finding>) {
     }
     if let (Some(pa), Some(pb)) = (a.port, b.port)
         && a.real_state_dir != b.real_state_dir
-        && ports::overlaps(pa, pb)
+        && ports::overlaps_of((pa, a.paths.ports), (pb, b.paths.ports))
     {
         out.push(finding(
             "port-overlap",
@@ -455,9 +455,9 @@ fn pair_checks(a: &ProfileFacts, b: &ProfileFacts, out: &mut Vec<Finding>) {
             format!(
                 "the port ranges of `{}` ({pa}..={}) and `{}` ({pb}..={}) overlap (gateway, browser control and CDP ports are derived from the base)",
                 name(a),
-                u32::from(pa) + u32::from(RESERVED_SPAN),
+                u32::from(pa) + u32::from(a.paths.ports.span()),
                 name(b),
-                u32::from(pb) + u32::from(RESERVED_SPAN)
+                u32::from(pb) + u32::from(b.paths.ports.span())
             ),
             format!(
                 "move `{}` to a base at least {} ports away: set gateway.port in {}",
@@ -833,7 +833,7 @@ fn canvas_checks(p: &ProfileFacts, me: &[String], out: &mut Vec<Finding>) {
     };
     let in_range = p
         .port
-        .and_then(|b| ports::reserved_ports(b).ok())
+        .and_then(|b| ports::reserved_ports_of(b, p.paths.ports).ok())
         .is_some_and(|r| r.contains(&cport));
     if !in_range {
         out.push(finding(
@@ -873,6 +873,7 @@ mod tests {
             profile: ProfileName::parse(name).unwrap(),
             state_dir: state.into(),
             config_path: PathBuf::from(state).join("openclaw.json"),
+            ports: Default::default(),
         };
         ProfileFacts {
             real_state_dir: paths.state_dir.clone(),

@@ -104,6 +104,9 @@ pub struct ProfilePaths {
     pub state_dir: PathBuf,
     /// `OPENCLAW_CONFIG_PATH` or `<stateDir>/openclaw.json`.
     pub config_path: PathBuf,
+    /// The ports it reserves (the registry's record; for a gateway, what
+    /// `openclawctl` told it in `OPENCLAWCTL_PORT_PLAN`).
+    pub ports: crate::ports::PortPlan,
 }
 
 impl ProfilePaths {
@@ -155,10 +158,15 @@ pub fn resolve_paths(env: &EnvSnapshot) -> Result<ProfilePaths, Error> {
         .get(ENV_CONFIG_PATH)
         .map(PathBuf::from)
         .unwrap_or_else(|| state_dir.join(CONFIG_FILE_NAME));
+    let ports = env
+        .get(crate::ports::ENV_PORT_PLAN)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_default();
     Ok(ProfilePaths {
         profile,
         state_dir,
         config_path,
+        ports,
     })
 }
 

@@ -14,6 +14,67 @@ pub const RESERVED_SPAN: u16 = 110;
 /// reserved sets never overlap (base..=base+110 is 111 ports).
 pub const ALLOCATION_STEP: u16 = RESERVED_SPAN + 1;
 
+/// Which ports a profile reserves above its base.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PortPlan {
+    /// OpenClaw's plan: base, +1, +2, +4 and the browser's CDP ports
+    /// +11..=+110 (111 ports apart).
+    #[default]
+    Full,
+    /// For gateways that run no browser: base, +1, +2, +4 (5 ports apart),
+    /// so that a thousand profiles fit in the port space.
+    Compact,
+}
+
+impl PortPlan {
+    /// Highest offset reserved above the base.
+    pub fn span(self) -> u16 {
+        match self {
+            Self::Full => RESERVED_SPAN,
+            Self::Compact => COMPACT_SPAN,
+        }
+    }
+
+    /// Distance between allocated bases.
+    pub fn step(self) -> u16 {
+        self.span() + 1
+    }
+
+    /// `full` or `compact`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Compact => "compact",
+        }
+    }
+
+    /// True for the default plan (left out of the registry).
+    pub fn is_full(&self) -> bool {
+        *self == Self::Full
+    }
+}
+
+impl std::str::FromStr for PortPlan {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Self::Full),
+            "compact" => Ok(Self::Compact),
+            other => Err(format!("unknown port plan `{other}`: use full or compact")),
+        }
+    }
+}
+
+/// Highest offset the compact plan reserves (the legacy canvas, +4).
+pub const COMPACT_SPAN: u16 = 4;
+
+/// The environment variable that tells a gateway its profile's plan (set by
+/// `openclawctl` for compact profiles).
+pub const ENV_PORT_PLAN: &str = "OPENCLAWCTL_PORT_PLAN";
+
 /// Errors in the port plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -21,8 +82,8 @@ pub enum Error {
     #[error("invalid OPENCLAW_GATEWAY_PORT {0:?}: expected a number from 1 to 65535")]
     BadEnvPort(String),
     /// The base leaves no room for the derived ports.
-    #[error("port {0} is too high: a profile reserves {0}..={max}; choose a base of at most {limit}", max = u32::from(*.0) + u32::from(RESERVED_SPAN), limit = u16::MAX - RESERVED_SPAN)]
-    TooHigh(u16),
+    #[error("port {0} is too high: a profile reserves {0}..={max}; choose a base of at most {limit}", max = u32::from(*.0) + u32::from(.1.span()), limit = u16::MAX - .1.span())]
+    TooHigh(u16, PortPlan),
     /// Port 0 is not a base.
     #[error("port 0 is not a valid gateway port")]
     Zero,
@@ -64,25 +125,47 @@ pub enum Error {
 /// assert_eq!(ports.last(), Some(&18899));
 /// ```
 pub fn reserved_ports(base: u16) -> Result<Vec<u16>, Error> {
-    check_base(base)?;
+    reserved_ports_of(base, PortPlan::Full)
+}
+
+/// The ports a profile with base `base` reserves under `plan`.
+///
+/// ```
+/// use openclaw_profiles::ports::{PortPlan, reserved_ports_of};
+/// assert_eq!(reserved_ports_of(20000, PortPlan::Compact).unwrap(), [20000, 20001, 20002, 20004]);
+/// ```
+pub fn reserved_ports_of(base: u16, plan: PortPlan) -> Result<Vec<u16>, Error> {
+    check_base(base, plan)?;
     let mut ports = vec![base, base + 1, base + 2, base + 4];
-    ports.extend((11..=RESERVED_SPAN).map(|o| base + o));
+    if plan == PortPlan::Full {
+        ports.extend((11..=RESERVED_SPAN).map(|o| base + o));
+    }
     Ok(ports)
 }
 
-fn check_base(base: u16) -> Result<(), Error> {
+fn check_base(base: u16, plan: PortPlan) -> Result<(), Error> {
     if base == 0 {
         return Err(Error::Zero);
     }
-    if base > u16::MAX - RESERVED_SPAN {
-        return Err(Error::TooHigh(base));
+    if base > u16::MAX - plan.span() {
+        return Err(Error::TooHigh(base, plan));
     }
     Ok(())
 }
 
 /// True if the reserved sets of bases `a` and `b` share a port.
 pub fn overlaps(a: u16, b: u16) -> bool {
-    let (Ok(pa), Ok(pb)) = (reserved_ports(a), reserved_ports(b)) else {
+    overlaps_of((a, PortPlan::Full), (b, PortPlan::Full))
+}
+
+/// True if the reserved sets of `(base, plan)` `a` and `b` share a port.
+pub fn overlaps_of(a: (u16, PortPlan), b: (u16, PortPlan)) -> bool {
+    let end = |(base, plan): (u16, PortPlan)| u32::from(base) + u32::from(plan.span());
+    // Disjoint spans first: the common case costs two comparisons.
+    if end(a) < u32::from(b.0) || end(b) < u32::from(a.0) {
+        return false;
+    }
+    let (Ok(pa), Ok(pb)) = (reserved_ports_of(a.0, a.1), reserved_ports_of(b.0, b.1)) else {
         return false;
     };
     pa.iter().any(|p| pb.contains(p))
@@ -121,22 +204,28 @@ pub struct Claim {
     pub profile: String,
     /// Its base port.
     pub base: u16,
+    /// Its plan.
+    pub plan: PortPlan,
 }
 
-/// Checks that `base`'s reserved set overlaps no claim and that every
-/// reserved port passes `is_free`.
+/// Checks that `base`'s reserved set under `plan` overlaps no claim and
+/// that every reserved port passes `is_free`.
 pub fn check_base_available(
     base: u16,
+    plan: PortPlan,
     claims: &[Claim],
     is_free: &dyn Fn(u16) -> bool,
 ) -> Result<(), Error> {
-    let ports = reserved_ports(base)?;
-    if let Some(c) = claims.iter().find(|c| overlaps(base, c.base)) {
+    let ports = reserved_ports_of(base, plan)?;
+    if let Some(c) = claims
+        .iter()
+        .find(|c| overlaps_of((base, plan), (c.base, c.plan)))
+    {
         return Err(Error::Overlaps {
             base,
             profile: c.profile.clone(),
             other_base: c.base,
-            other_end: u32::from(c.base) + u32::from(RESERVED_SPAN),
+            other_end: u32::from(c.base) + u32::from(c.plan.span()),
         });
     }
     if let Some(&port) = ports.iter().find(|&&p| !is_free(p)) {
@@ -174,25 +263,38 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
     Some((it.next()??, it.next()??))
 }
 
-/// Finds the first base at `start + k * ALLOCATION_STEP` whose reserved set
+/// Finds the first base at `start + k * plan.step()` whose reserved set
 /// overlaps no claim, stays out of `avoid` (the ephemeral range), and is
 /// free now.
 pub fn allocate_base(
     start: u16,
+    plan: PortPlan,
     claims: &[Claim],
     avoid: Option<(u16, u16)>,
     is_free: &dyn Fn(u16) -> bool,
 ) -> Result<u16, Error> {
-    check_base(start)?;
+    check_base(start, plan)?;
+    // Claims by base: a candidate is checked against the few whose span
+    // can reach it, so an allocation among n profiles costs O(n log n),
+    // not O(n²).
+    let mut sorted: Vec<(u16, PortPlan)> = claims.iter().map(|c| (c.base, c.plan)).collect();
+    sorted.sort_unstable_by_key(|c| c.0);
     let mut base = start;
     loop {
-        let end = u32::from(base) + u32::from(RESERVED_SPAN);
+        let end = u32::from(base) + u32::from(plan.span());
         let in_avoided = avoid.is_some_and(|(lo, hi)| u32::from(lo) <= end && base <= hi);
-        if !in_avoided && check_base_available(base, claims, is_free).is_ok() {
+        let from = sorted.partition_point(|c| c.0 < base.saturating_sub(RESERVED_SPAN));
+        let clash = sorted[from..]
+            .iter()
+            .take_while(|c| u32::from(c.0) <= end)
+            .any(|&c| overlaps_of((base, plan), c));
+        let ports_free =
+            || reserved_ports_of(base, plan).is_ok_and(|ports| ports.iter().all(|&p| is_free(p)));
+        if !in_avoided && !clash && ports_free() {
             return Ok(base);
         }
-        match base.checked_add(ALLOCATION_STEP) {
-            Some(next) if next <= u16::MAX - RESERVED_SPAN => base = next,
+        match base.checked_add(plan.step()) {
+            Some(next) if next <= u16::MAX - plan.span() => base = next,
             _ => return Err(Error::Exhausted(start)),
         }
     }
@@ -212,7 +314,52 @@ mod tests {
         Claim {
             profile: profile.into(),
             base,
+            plan: PortPlan::Full,
         }
+    }
+
+    #[test]
+    fn compact_profiles_are_five_ports_apart_and_never_meet_a_full_range() {
+        let free = |_| true;
+        let mut claims = Vec::new();
+        let mut bases = Vec::new();
+        for i in 0..1000 {
+            let base = allocate_base(20000, PortPlan::Compact, &claims, None, &free).unwrap();
+            claims.push(Claim {
+                profile: format!("p{i}"),
+                base,
+                plan: PortPlan::Compact,
+            });
+            bases.push(base);
+        }
+        assert_eq!(bases[..3], [20000, 20005, 20010]);
+        assert_eq!(*bases.last().unwrap(), 20000 + 5 * 999);
+        // A full profile placed among them skips every compact set, and a
+        // compact one avoids a full one's CDP ports.
+        let full = allocate_base(20000, PortPlan::Full, &claims, None, &free).unwrap();
+        assert!(full >= 25000, "{full}");
+        let full_claim = [Claim {
+            profile: "f".into(),
+            base: 30000,
+            plan: PortPlan::Full,
+        }];
+        assert!(check_base_available(30011, PortPlan::Compact, &full_claim, &free).is_err());
+        assert!(check_base_available(30003, PortPlan::Compact, &full_claim, &free).is_err());
+        assert!(check_base_available(30111, PortPlan::Compact, &full_claim, &free).is_ok());
+        assert!(overlaps_of(
+            (30000, PortPlan::Full),
+            (29996, PortPlan::Compact)
+        ));
+        assert!(!overlaps_of(
+            (30000, PortPlan::Full),
+            (29995, PortPlan::Compact)
+        ));
+        assert_eq!(
+            reserved_ports_of(65535 - 4, PortPlan::Compact).map(|p| p.len()),
+            Ok(4)
+        );
+        assert_eq!("compact".parse(), Ok(PortPlan::Compact));
+        assert!("tiny".parse::<PortPlan>().is_err());
     }
 
     #[test]
@@ -224,7 +371,10 @@ mod tests {
         assert_eq!(ports.len(), 104);
         assert!(!ports.contains(&18792));
         assert_eq!(reserved_ports(0), Err(Error::Zero));
-        assert_eq!(reserved_ports(65500), Err(Error::TooHigh(65500)));
+        assert_eq!(
+            reserved_ports(65500),
+            Err(Error::TooHigh(65500, PortPlan::Full))
+        );
         assert!(reserved_ports(65535 - 110).is_ok());
     }
 
@@ -287,13 +437,22 @@ mod tests {
     #[test]
     fn allocation_skips_claims_and_busy_ports() {
         let all_free = |_: u16| true;
-        assert_eq!(allocate_base(18789, &[], None, &all_free), Ok(18789));
-        let claims = [claim("a", 18789)];
-        assert_eq!(allocate_base(18789, &claims, None, &all_free), Ok(18900));
-        let busy = |p: u16| p != 18904;
-        assert_eq!(allocate_base(18789, &claims, None, &busy), Ok(19011));
         assert_eq!(
-            allocate_base(65400, &[], None, &|_| false),
+            allocate_base(18789, PortPlan::Full, &[], None, &all_free),
+            Ok(18789)
+        );
+        let claims = [claim("a", 18789)];
+        assert_eq!(
+            allocate_base(18789, PortPlan::Full, &claims, None, &all_free),
+            Ok(18900)
+        );
+        let busy = |p: u16| p != 18904;
+        assert_eq!(
+            allocate_base(18789, PortPlan::Full, &claims, None, &busy),
+            Ok(19011)
+        );
+        assert_eq!(
+            allocate_base(65400, PortPlan::Full, &[], None, &|_| false),
             Err(Error::Exhausted(65400))
         );
     }
@@ -303,11 +462,11 @@ mod tests {
         let all_free = |_: u16| true;
         // 32700..=32810 would straddle 32768: the first base above 60999 wins.
         assert_eq!(
-            allocate_base(32700, &[], Some((32768, 60999)), &all_free),
+            allocate_base(32700, PortPlan::Full, &[], Some((32768, 60999)), &all_free),
             Ok(32700 + 111 * 255)
         );
         assert_eq!(
-            allocate_base(18789, &[], Some((32768, 60999)), &all_free),
+            allocate_base(18789, PortPlan::Full, &[], Some((32768, 60999)), &all_free),
             Ok(18789)
         );
         let dev = crate::ProfileName::parse("dev").unwrap();
@@ -318,12 +477,12 @@ mod tests {
     #[test]
     fn explicit_base_errors_name_the_collision() {
         let claims = [claim("work", 18789)];
-        let err = check_base_available(18800, &claims, &|_| true).unwrap_err();
+        let err = check_base_available(18800, PortPlan::Full, &claims, &|_| true).unwrap_err();
         assert_eq!(
             err.to_string(),
             "port 18800 overlaps profile `work` (base 18789, ports 18789..=18899); choose a base outside that range"
         );
-        let err = check_base_available(30000, &[], &|p| p != 30004).unwrap_err();
+        let err = check_base_available(30000, PortPlan::Full, &[], &|p| p != 30004).unwrap_err();
         assert_eq!(
             err,
             Error::Busy {
@@ -347,7 +506,7 @@ mod tests {
         fn allocated_bases_never_overlap(start in 1024u16..60000, n in 1usize..8) {
             let mut claims: Vec<Claim> = Vec::new();
             for i in 0..n {
-                match allocate_base(start, &claims, None, &|_| true) {
+                match allocate_base(start, PortPlan::Full, &claims, None, &|_| true) {
                     Ok(b) => claims.push(claim(&format!("p{i}"), b)),
                     Err(_) => break,
                 }

@@ -87,6 +87,9 @@ pub struct Entry {
     /// A custom config path, when not `<stateDir>/openclaw.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_path: Option<PathBuf>,
+    /// The port plan, when not `full`.
+    #[serde(default, skip_serializing_if = "crate::ports::PortPlan::is_full")]
+    pub ports: crate::ports::PortPlan,
 }
 
 /// How a profile became known.
@@ -304,6 +307,7 @@ impl Registry {
             profile: name.clone(),
             state_dir,
             config_path,
+            ports: entry.map(|e| e.ports).unwrap_or_default(),
         }
     }
 
@@ -400,9 +404,15 @@ mod tests {
             name: "custom".into(),
             state_dir: Some("/srv/oc".into()),
             config_path: None,
+            ports: crate::ports::PortPlan::Compact,
         })
         .unwrap();
         let reg = Registry::load(&env).unwrap();
+        // The port plan is recorded with the profile.
+        assert_eq!(
+            reg.paths_for(&ProfileName::parse("custom").unwrap()).ports,
+            crate::ports::PortPlan::Compact
+        );
         let listed: Vec<_> = reg
             .list()
             .into_iter()
@@ -471,6 +481,7 @@ mod tests {
                         name: format!("p{i}"),
                         state_dir: None,
                         config_path: None,
+                        ports: Default::default(),
                     })
                     .unwrap();
                 });
@@ -493,6 +504,7 @@ mod tests {
             profile: ProfileName::parse("a").unwrap(),
             state_dir: "/s".into(),
             config_path: "/s/openclaw.json".into(),
+            ports: Default::default(),
         };
         let env = child_env(&base, &paths);
         let got: Vec<_> = env.iter().collect();

@@ -122,6 +122,7 @@ mod tests {
             config_path: "/Users/u/.openclaw-ops/openclaw.json".into(),
             canonical_paths: true,
             port: 19789,
+            ports: Default::default(),
         }
     }
 

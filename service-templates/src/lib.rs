@@ -40,6 +40,8 @@ pub struct ServiceSpec {
     pub canonical_paths: bool,
     /// The gateway port baked into the service.
     pub port: u16,
+    /// The profile's port plan (a compact one is passed to the gateway).
+    pub ports: openclaw_profiles::ports::PortPlan,
 }
 
 impl ServiceSpec {

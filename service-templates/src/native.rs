@@ -59,6 +59,7 @@ pub fn spec_for(paths: &ProfilePaths, home: &Path, binary: &Path, port: u16) -> 
         canonical_paths: paths.state_dir == canonical
             && paths.config_path == canonical.join(CONFIG_FILE_NAME),
         port,
+        ports: paths.ports,
     }
 }
 
@@ -266,6 +267,7 @@ mod tests {
             profile: openclaw_profiles::ProfileName::parse("a").unwrap(),
             state_dir: home.path().join("bad\nstate"),
             config_path: home.path().join("bad\nstate/openclaw.json"),
+            ports: Default::default(),
         };
         let spec = spec_for(&paths, home.path(), Path::new("/usr/bin/openclaw"), 18789);
         let err = native.install(&spec, None, false).unwrap_err().to_string();

@@ -64,6 +64,12 @@ pub fn service_environment(
         env.push(("OPENCLAW_CONFIG_PATH".into(), path_str(&spec.config_path)));
     }
     env.push(("OPENCLAW_GATEWAY_PORT".into(), spec.port.to_string()));
+    if !spec.ports.is_full() {
+        env.push((
+            openclaw_profiles::ports::ENV_PORT_PLAN.into(),
+            spec.ports.as_str().into(),
+        ));
+    }
     env.push((manager_key.0.to_string(), manager_key.1));
     env.push(("OPENCLAW_SERVICE_MARKER".into(), "openclaw".into()));
     env.push(("OPENCLAW_SERVICE_KIND".into(), "gateway".into()));
@@ -220,6 +226,7 @@ mod tests {
             state_dir: state,
             canonical_paths: canonical,
             port: 19789,
+            ports: Default::default(),
         }
     }
 
@@ -347,6 +354,12 @@ mod verify {
                 state_dir: state,
                 canonical_paths: canonical,
                 port: 19789,
+                // A compact profile's unit carries its plan; it verifies too.
+                ports: if canonical {
+                    openclaw_profiles::ports::PortPlan::Full
+                } else {
+                    openclaw_profiles::ports::PortPlan::Compact
+                },
             };
             let unit = dir.path().join(spec.unit_name());
             std::fs::write(&unit, systemd_unit(&spec)).unwrap();

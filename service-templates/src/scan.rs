@@ -172,6 +172,7 @@ mod tests {
             config_path: "/home/u/.openclaw-x/openclaw.json".into(),
             canonical_paths: true,
             port: 1,
+            ports: Default::default(),
         }
     }
 

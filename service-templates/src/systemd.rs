@@ -279,6 +279,7 @@ mod tests {
             config_path: "/home/u/.openclaw-a/openclaw.json".into(),
             canonical_paths: true,
             port: 20000,
+            ports: Default::default(),
         }
     }
 

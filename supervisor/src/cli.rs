@@ -169,6 +169,11 @@ pub enum ProfileCommand {
         /// Config file (default STATE_DIR/openclaw.json).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Port plan: `full` (OpenClaw's: base..base+110, browser CDP ports
+        /// included) or `compact` (base, +1, +2, +4: no browser; a thousand
+        /// profiles fit).
+        #[arg(long, default_value = "full", value_name = "PLAN")]
+        ports: openclaw_profiles::ports::PortPlan,
     },
     /// List known profiles (created here or by `openclaw --profile`).
     List,

@@ -74,6 +74,12 @@ pub fn gateway_command(env: &EnvSnapshot, paths: &ProfilePaths, port: u16) -> Co
     vars.set(ENV_SUPERVISOR_MODE, "external");
     vars.set("OPENCLAW_SERVICE_REPAIR_POLICY", "external");
     vars.set(ENV_LIFELINE, "stdin");
+    if !paths.ports.is_full() {
+        vars.set(
+            openclaw_profiles::ports::ENV_PORT_PLAN,
+            paths.ports.as_str(),
+        );
+    }
     let mut cmd = Command::new(gateway_binary(env));
     if !paths.profile.is_default() {
         cmd.args(["--profile", paths.profile.as_str()]);

@@ -120,6 +120,7 @@ fn run(command: Command) -> CmdResult {
             port,
             state_dir,
             config,
+            ports,
         }) => {
             let created = profile_cmd::create(
                 &mut ctx,
@@ -128,6 +129,7 @@ fn run(command: Command) -> CmdResult {
                     port,
                     state_dir,
                     config,
+                    ports,
                 },
             )?;
             let item = serde_json::to_value(&created).unwrap_or_default();

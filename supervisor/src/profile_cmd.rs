@@ -9,7 +9,7 @@ use openclaw_profiles::config::{self, AuthMode, BindMode, OwnedKeys, Secret};
 use openclaw_profiles::contract::DEFAULT_GATEWAY_PORT;
 use openclaw_profiles::lock::{self, LockState};
 use openclaw_profiles::paths::ProfilePaths;
-use openclaw_profiles::ports::{self, Claim, RESERVED_SPAN};
+use openclaw_profiles::ports::{self, Claim};
 use openclaw_profiles::registry::{Entry, Origin};
 use openclaw_profiles::token::generate_gateway_token;
 use serde::Serialize;
@@ -30,6 +30,8 @@ pub struct CreateOptions {
     pub state_dir: Option<PathBuf>,
     /// `--config`.
     pub config: Option<PathBuf>,
+    /// `--ports`.
+    pub ports: ports::PortPlan,
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, Failure> {
@@ -59,6 +61,21 @@ fn same_path(a: &Path, b: &Path) -> bool {
     canon(a) == canon(b)
 }
 
+/// A profile's reserved ports as shown: `18789..=18899` (full plan) or
+/// `20000..=20004 (compact: 20000, 20001, 20002, 20004)`.
+fn reserved_text(base: u16, plan: ports::PortPlan) -> String {
+    let end = u32::from(base) + u32::from(plan.span());
+    match plan {
+        ports::PortPlan::Full => format!("{base}..={end}"),
+        ports::PortPlan::Compact => format!(
+            "{base}..={end} (compact: {base}, {}, {}, {})",
+            base + 1,
+            base + 2,
+            base + 4
+        ),
+    }
+}
+
 /// The bases claimed by every known profile but `except`.
 fn claims(ctx: &Context, except: &ProfileName) -> Vec<Claim> {
     ctx.registry
@@ -69,6 +86,7 @@ fn claims(ctx: &Context, except: &ProfileName) -> Vec<Claim> {
             configured_port(&k.paths).ok().map(|base| Claim {
                 profile: k.paths.profile.to_string(),
                 base,
+                plan: k.paths.ports,
             })
         })
         .collect()
@@ -145,7 +163,7 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> Result<Crea
         .or(existing_cfg.as_ref().and_then(|c| c.gateway.port))
     {
         Some(p) => {
-            ports::check_base_available(p, &others, &free)
+            ports::check_base_available(p, opts.ports, &others, &free)
                 .map_err(|e| Failure::problem(e.to_string()))?;
             p
         }
@@ -163,9 +181,10 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> Result<Crea
                 others.push(Claim {
                     profile: "dev".into(),
                     base: ports::DEV_PROFILE_PORT,
+                    plan: ports::PortPlan::Full,
                 });
             }
-            ports::allocate_base(start, &others, ports::ephemeral_range(), &free)
+            ports::allocate_base(start, opts.ports, &others, ports::ephemeral_range(), &free)
                 .map_err(|e| Failure::problem(e.to_string()))?
         }
     };
@@ -197,12 +216,14 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> Result<Crea
             config_path: (config_path
                 != state_dir.join(openclaw_profiles::contract::CONFIG_FILE_NAME))
             .then(|| config_path.clone()),
+            ports: opts.ports,
         })
         .map_err(|e| Failure::problem(e.to_string()))?;
     Ok(CreatedDoc {
         name: name.to_string(),
         port,
-        reserved_ports: format!("{port}..={}", u32::from(port) + u32::from(RESERVED_SPAN)),
+        reserved_ports: reserved_text(port, opts.ports),
+        port_plan: opts.ports.as_str(),
         state_dir: state_dir.display().to_string(),
         config_path: config_path.display().to_string(),
     })
@@ -216,8 +237,10 @@ pub struct CreatedDoc {
     pub name: String,
     /// Its base port.
     pub port: u16,
-    /// `base..=base+110`.
+    /// `base..=base+110` (compact: which ports).
     pub reserved_ports: String,
+    /// `full` or `compact`.
+    pub port_plan: &'static str,
     /// Its state dir.
     pub state_dir: String,
     /// Its config file.
@@ -244,6 +267,7 @@ struct ProfileDoc {
     config_path: String,
     port: Option<u16>,
     reserved_ports: Option<String>,
+    port_plan: &'static str,
     auth_mode: Option<String>,
     has_token: bool,
     locked_by_pid: Option<u32>,
@@ -275,7 +299,8 @@ fn describe(paths: &ProfilePaths, origin: Origin) -> ProfileDoc {
         state_dir: paths.state_dir.display().to_string(),
         config_path: paths.config_path.display().to_string(),
         port,
-        reserved_ports: port.map(|p| format!("{p}..={}", u32::from(p) + u32::from(RESERVED_SPAN))),
+        reserved_ports: port.map(|p| reserved_text(p, paths.ports)),
+        port_plan: paths.ports.as_str(),
         auth_mode,
         has_token,
         locked_by_pid,
@@ -489,9 +514,9 @@ pub fn set(ctx: &mut Context, raw: &str, key: &str, value: &str) -> CmdResult {
             }
             // Overlaps with other profiles count; a busy port is only a
             // warning (this profile's own gateway may hold it).
-            ports::check_base_available(port, &claims(ctx, &name), &|_| true)
+            ports::check_base_available(port, paths.ports, &claims(ctx, &name), &|_| true)
                 .map_err(|e| Failure::problem(e.to_string()))?;
-            if let Some(busy) = ports::reserved_ports(port)
+            if let Some(busy) = ports::reserved_ports_of(port, paths.ports)
                 .unwrap_or_default()
                 .into_iter()
                 .find(|p| !ports::is_port_free(*p))

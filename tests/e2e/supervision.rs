@@ -338,6 +338,60 @@ fn start_all_brings_up_ten_profiles_on_disjoint_ports() {
     assert!(home.lock_holders().is_empty());
 }
 
+/// Many tenants on the compact port plan (5 ports apart): created one
+/// after the other, started with `--all`, every row healthy in `status`,
+/// all stopped. 200 here (the 1,000 runs in `scripts/bench-scale`
+/// territory: CI time), on a checked free range of 1,110 ports.
+#[test]
+fn two_hundred_compact_profiles_start_report_and_stop_together() {
+    const N: usize = 200;
+    let home = TestHome::new();
+    let slot = ports::claim_slots(10);
+    let base = slot.base().to_string();
+    for i in 0..N {
+        let out = ctl_with(
+            &home,
+            &[("OPENCLAWCTL_PORT_BASE", &base)],
+            &[
+                "profile",
+                "create",
+                &format!("t{i:03}"),
+                "--ports",
+                "compact",
+            ],
+        );
+        assert!(out.status.success(), "t{i:03}: {}", stderr(&out));
+    }
+    let shown: Value =
+        serde_json::from_str(&ok(&home, &["profile", "show", "t001", "--json"])).unwrap();
+    let shown = if shown["results"].is_array() {
+        shown["results"][0].clone()
+    } else {
+        shown
+    };
+    assert_eq!(shown["portPlan"], "compact", "{shown}");
+    let out = ok(&home, &["start", "--all"]);
+    assert_eq!(out.matches("started profile").count(), N, "{out}");
+    let v: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    let rows = v["profiles"].as_array().unwrap();
+    assert_eq!(rows.len(), N);
+    let mut ports: Vec<u64> = rows.iter().map(|r| r["port"].as_u64().unwrap()).collect();
+    ports.sort();
+    let want: Vec<u64> = (0..N as u64)
+        .map(|i| u64::from(slot.base()) + 5 * i)
+        .collect();
+    assert_eq!(ports, want);
+    for r in rows {
+        assert_eq!(
+            (r["state"].as_str(), r["healthy"].as_bool()),
+            (Some("running"), Some(true)),
+            "{r}"
+        );
+    }
+    ok(&home, &["stop", "--all"]);
+    assert!(home.lock_holders().is_empty());
+}
+
 #[test]
 fn a_hung_gateway_is_restarted_by_failing_health_checks() {
     let home = TestHome::new();
