@@ -171,55 +171,79 @@ pub fn read_owner(lock_path: &Path) -> Option<OwnerRecord> {
 /// lock table (`/proc/locks`) is read; elsewhere a probe `try_lock` is the
 /// fallback.
 pub fn inspect(lock_path: &Path) -> Result<LockState, LockError> {
-    let file = match File::open(lock_path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
-        Err(e) => return Err(io_err(lock_path)(e)),
-    };
-    let meta = file.metadata().map_err(io_err(lock_path))?;
-    if let Some(held) = kernel_lock_table_holds(meta.dev(), meta.ino()) {
-        return Ok(if held {
-            LockState::Held(read_owner(lock_path))
-        } else {
-            LockState::Free
-        });
-    }
-    match file.try_lock() {
-        // Free; dropping `file` releases the probe at once.
-        Ok(()) => Ok(LockState::Free),
-        Err(TryLockError::WouldBlock) => Ok(LockState::Held(read_owner(lock_path))),
-        Err(TryLockError::Error(e)) => Err(io_err(lock_path)(e)),
-    }
+    LockTable::read().inspect(lock_path)
 }
 
-/// Whether `/proc/locks` lists a granted `flock` on the inode `dev:ino`;
-/// `None` when the table cannot be read (not Linux, no /proc).
-fn kernel_lock_table_holds(dev: u64, ino: u64) -> Option<bool> {
-    let table = fs::read_to_string("/proc/locks").ok()?;
-    Some(lock_table_holds(&table, dev, ino))
-}
+/// The kernel's lock table read once (`/proc/locks`), for inspecting many
+/// locks: reading it per lock costs O(locks) each, O(n²) over n profiles.
+#[derive(Debug, Clone, Default)]
+pub struct LockTable(Option<std::collections::HashSet<(u64, u64, u64)>>);
 
-/// Parses `/proc/locks` lines such as
-/// `1: FLOCK  ADVISORY  WRITE 1806 fe:00:5308773 0 EOF` (device numbers in
-/// hex); waiters (`->`) do not hold the lock.
-fn lock_table_holds(table: &str, dev: u64, ino: u64) -> bool {
-    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-    table.lines().filter(|l| !l.contains("->")).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) != Some(&"FLOCK") {
-            return false;
+impl LockTable {
+    /// Reads the table now (empty where there is none: then each
+    /// [`LockTable::inspect`] falls back to a probe `try_lock`).
+    pub fn read() -> Self {
+        Self(
+            fs::read_to_string("/proc/locks")
+                .ok()
+                .map(|t| parse_lock_table(&t)),
+        )
+    }
+
+    /// [`inspect`] against this table.
+    pub fn inspect(&self, lock_path: &Path) -> Result<LockState, LockError> {
+        let file = match File::open(lock_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) => return Err(io_err(lock_path)(e)),
+        };
+        let meta = file.metadata().map_err(io_err(lock_path))?;
+        if let Some(held) = &self.0 {
+            let (dev, ino) = (meta.dev(), meta.ino());
+            let key = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev), ino);
+            return Ok(if held.contains(&key) {
+                LockState::Held(read_owner(lock_path))
+            } else {
+                LockState::Free
+            });
         }
-        let Some(id) = fields.get(5) else {
-            return false;
-        };
-        let mut parts = id.split(':');
-        let (Some(ma), Some(mi), Some(i)) = (parts.next(), parts.next(), parts.next()) else {
-            return false;
-        };
-        u64::from_str_radix(ma, 16).ok() == Some(major)
-            && u64::from_str_radix(mi, 16).ok() == Some(minor)
-            && i.parse::<u64>().ok() == Some(ino)
-    })
+        match file.try_lock() {
+            // Free; dropping `file` releases the probe at once.
+            Ok(()) => Ok(LockState::Free),
+            Err(TryLockError::WouldBlock) => Ok(LockState::Held(read_owner(lock_path))),
+            Err(TryLockError::Error(e)) => Err(io_err(lock_path)(e)),
+        }
+    }
+}
+
+/// The granted `flock`s of a `/proc/locks` text, as (major, minor, inode).
+/// Lines look like `1: FLOCK  ADVISORY  WRITE 1806 fe:00:5308773 0 EOF`
+/// (device numbers in hex); waiters (`->`) do not hold the lock.
+fn parse_lock_table(table: &str) -> std::collections::HashSet<(u64, u64, u64)> {
+    table
+        .lines()
+        .filter(|l| !l.contains("->"))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(1) != Some(&"FLOCK") {
+                return None;
+            }
+            let mut parts = fields.get(5)?.split(':');
+            let (ma, mi, i) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((
+                u64::from_str_radix(ma, 16).ok()?,
+                u64::from_str_radix(mi, 16).ok()?,
+                i.parse::<u64>().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// True if the table text lists a granted `flock` on `dev:ino`.
+#[cfg(test)]
+fn lock_table_holds(table: &str, dev: u64, ino: u64) -> bool {
+    let key = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev), ino);
+    parse_lock_table(table).contains(&key)
 }
 
 impl InstanceLock {

@@ -86,7 +86,22 @@ impl Facts {
 
 /// Gathers the facts about `paths` (probes `/healthz` when something runs).
 pub fn gather(paths: &ProfilePaths) -> Facts {
-    let supervised = supervision::keeper_alive(paths);
+    gather_with(paths, &lock::LockTable::read())
+}
+
+/// Most health probes in flight at once for [`gather_all`].
+const PROBES_AT_ONCE: usize = 32;
+
+/// [`gather`] for many profiles: the kernel's lock table read once, the
+/// health probes [`PROBES_AT_ONCE`] at a time; facts in the order given.
+pub fn gather_all(paths: &[ProfilePaths]) -> Vec<Facts> {
+    let table = lock::LockTable::read();
+    crate::fanout::map(paths, PROBES_AT_ONCE, |p| gather_with(p, &table))
+}
+
+/// [`gather`] against a lock table already read.
+pub fn gather_with(paths: &ProfilePaths, table: &lock::LockTable) -> Facts {
+    let supervised = supervision::keeper_alive_in(paths, table);
     let record = supervision::read_record(paths).map(|r| {
         if supervised {
             r
@@ -94,7 +109,7 @@ pub fn gather(paths: &ProfilePaths) -> Facts {
             supervision::note_lost_keeper(paths, r)
         }
     });
-    let holder = match lock::inspect(&paths.state_lock_path()) {
+    let holder = match table.inspect(&paths.state_lock_path()) {
         Ok(LockState::Free) | Err(_) => Holder::None,
         Ok(LockState::Held(Some(o))) => Holder::Known(o),
         Ok(LockState::Held(None)) => Holder::Unknown,

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod context;
 pub mod export;
 pub mod facts;
+pub mod fanout;
 pub mod keeper;
 pub mod launch;
 pub mod lifecycle;

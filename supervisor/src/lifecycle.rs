@@ -562,17 +562,17 @@ pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResul
 
 /// `openclawctl stop` for each named profile.
 pub fn stop(ctx: &Context, names: &[String], timeout: Duration) -> CmdResult {
-    let mut failures = Vec::new();
-    for name in names {
-        if let Err(f) = ctx
-            .known_profile(name)
+    // Many at once (each mostly waits for its keeper to go), bounded.
+    let failures = crate::fanout::map(names, STOPS_AT_ONCE, |name| {
+        ctx.known_profile(name)
             .and_then(|paths| stop_one(ctx, &paths, timeout))
-        {
-            failures.push(f);
-        }
-    }
-    report_failures(failures)
+            .err()
+    });
+    report_failures(failures.into_iter().flatten().collect())
 }
+
+/// Most profiles `stop` stops at once.
+const STOPS_AT_ONCE: usize = 32;
 
 /// Stops the keeper of `paths` and its gateway: SIGTERM to the keeper,
 /// which stops the gateway's group with `timeout` as its grace (written

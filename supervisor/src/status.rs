@@ -158,19 +158,19 @@ pub fn service_row(facts: &Facts, manager: &'static str, st: &UnitStatus) -> Sta
 pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
     let profiles: Vec<ProfilePaths> = ctx.profiles_or_all(names)?;
     let native = service_cmd::native(ctx);
-    let rows: Vec<StatusRow> = profiles
+    let rows: Vec<StatusRow> = facts::gather_all(&profiles)
         .iter()
-        .map(|p| {
-            let facts = facts::gather(p);
+        .zip(&profiles)
+        .map(|(facts, p)| {
             let sp = service_cmd::service_profile(p);
             if native.is_installed(sp) {
                 service_row(
-                    &facts,
+                    facts,
                     native.kind.as_str(),
                     &native.status(sp).unwrap_or_default(),
                 )
             } else {
-                row(&facts)
+                row(facts)
             }
         })
         .collect();

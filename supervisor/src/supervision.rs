@@ -204,8 +204,13 @@ pub fn note_lost_keeper(paths: &ProfilePaths, mut rec: Record) -> Record {
 
 /// True if a keeper holds the profile's keeper lock.
 pub fn keeper_alive(paths: &ProfilePaths) -> bool {
+    keeper_alive_in(paths, &lock::LockTable::read())
+}
+
+/// [`keeper_alive`] against a lock table already read.
+pub fn keeper_alive_in(paths: &ProfilePaths, table: &lock::LockTable) -> bool {
     matches!(
-        lock::inspect(&keeper_lock_path(paths)),
+        table.inspect(&keeper_lock_path(paths)),
         Ok(LockState::Held(_))
     )
 }
