@@ -95,6 +95,23 @@ pub enum ExportCommand {
         #[arg(long, default_value = "1Gi")]
         storage: String,
     },
+    /// Per profile: the systemd user unit, its config and env file, and an
+    /// install.sh for a host without openclawctl (Ansible-style rollouts).
+    Systemd {
+        /// Profiles to export.
+        #[command(flatten)]
+        targets: Targets,
+        /// Directory to write (created; files in it are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The `openclaw` binary on the target host.
+        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/openclaw")]
+        binary: PathBuf,
+        /// The user's home on the target host (default: this one); state
+        /// dirs under this home move under it.
+        #[arg(long, value_name = "DIR")]
+        home: Option<PathBuf>,
+    },
 }
 
 /// `openclawctl service ...`.

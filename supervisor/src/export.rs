@@ -133,3 +133,119 @@ pub fn lint_kubernetes(dir: &Path, json: bool) -> CmdResult {
         })
     }
 }
+
+/// A path for `sh`, single-quoted.
+fn sh_quote(p: &Path) -> String {
+    format!("'{}'", p.to_string_lossy().replace('\'', "'\\''"))
+}
+
+/// `export systemd`: per profile, `DIR/<profile>/` holds the unit (for the
+/// target's home and binary), `openclaw.json` and `gateway.systemd.env`
+/// (0600, from the profile's `.env`), and `install.sh`, which creates the
+/// state dir (0700), copies the config only where none exists, installs the
+/// unit and enables it (`OPENCLAW_INSTALL_NO_START=1`: files only).
+pub fn systemd(
+    ctx: &Context,
+    names: &[String],
+    out: &Path,
+    binary: &Path,
+    target_home: Option<&Path>,
+) -> CmdResult {
+    let here = ctx.registry.home().to_path_buf();
+    let there = target_home.map_or_else(|| here.clone(), Path::to_path_buf);
+    if !binary.is_absolute() || !there.is_absolute() {
+        return Err(Failure::usage(
+            "--binary and --home must be absolute paths (the unit runs with no working directory)",
+        ));
+    }
+    let moved = |p: &Path| match p.strip_prefix(&here) {
+        Ok(rel) => there.join(rel),
+        Err(_) => p.to_path_buf(),
+    };
+    for name in names {
+        let paths = ctx.known_profile(name)?;
+        let port = crate::facts::configured_port(&paths)
+            .map_err(|e| Failure::conflict(format!("profile `{name}`: {e}")))?;
+        let target = openclaw_profiles::paths::ProfilePaths {
+            state_dir: moved(&paths.state_dir),
+            config_path: moved(&paths.config_path),
+            ..paths.clone()
+        };
+        let mut spec = openclaw_service_templates::native::spec_for(&target, &there, binary, port);
+        // spec_for resolves the binary on this host; the target's is given.
+        spec.binary = binary.to_path_buf();
+        let unit = openclaw_service_templates::render::systemd_unit(&spec);
+        let dir = out.join(paths.profile.as_str());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+        let write = |file: &str, body: &[u8], mode: u32| {
+            openclaw_profiles::atomic::write_atomic(&dir.join(file), body, mode).map_err(|e| {
+                Failure::usage(format!("cannot write {}: {e}", dir.join(file).display()))
+            })
+        };
+        let unit_name = spec.unit_name();
+        write(&unit_name, unit.as_bytes(), 0o644)?;
+        let config = std::fs::read(&paths.config_path).map_err(|e| {
+            Failure::conflict(format!(
+                "profile `{name}`: cannot read {}: {e}",
+                paths.config_path.display()
+            ))
+        })?;
+        write("openclaw.json", &config, 0o600)?;
+        let dotenv = std::fs::read_to_string(paths.state_dir.join(".env")).ok();
+        let has_env = dotenv.is_some();
+        if let Some(text) = dotenv {
+            let env = openclaw_service_templates::render::env_file(&dotenv::parse_dotenv(&text));
+            write("gateway.systemd.env", env.as_bytes(), 0o600)?;
+        }
+        let env_line = if has_env {
+            format!(
+                "install -m 600 \"$here/gateway.systemd.env\" {}\n",
+                sh_quote(&spec.systemd_env_file())
+            )
+        } else {
+            String::new()
+        };
+        let script = format!(
+            r#"#!/bin/sh
+# Installs profile `{name}`'s OpenClaw gateway as a systemd user unit on this
+# host (written by `openclawctl export systemd`; openclawctl is not needed).
+# OPENCLAW_INSTALL_NO_START=1 installs the files without starting it.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+binary={binary}
+state={state}
+config={config}
+unit_dir="${{XDG_CONFIG_HOME:-$HOME/.config}}/systemd/user"
+if [ ! -x "$binary" ]; then
+  echo "install.sh: $binary is not an executable: install the openclaw binary there, or re-export with --binary" >&2
+  exit 1
+fi
+umask 077
+mkdir -p "$state/logs" "$(dirname "$config")" "$unit_dir"
+chmod 700 "$state"
+# A live config is never replaced: the export's copy is for a first install.
+[ -e "$config" ] || install -m 600 "$here/openclaw.json" "$config"
+{env_line}install -m 644 "$here/{unit_name}" "$unit_dir/{unit_name}"
+if [ "${{OPENCLAW_INSTALL_NO_START:-}}" = 1 ]; then
+  echo "installed {unit_name} (not started)"
+  exit 0
+fi
+systemctl --user daemon-reload
+systemctl --user enable --now {unit_name}
+echo "installed and started {unit_name} (port {port})"
+"#,
+            binary = sh_quote(binary),
+            state = sh_quote(&target.state_dir),
+            config = sh_quote(&target.config_path),
+        );
+        write("install.sh", script.as_bytes(), 0o755)?;
+        report::done(
+            format!("{name}: {} ({unit_name}, port {port})", dir.display()),
+            serde_json::json!({"profile": name, "dir": dir.display().to_string(),
+                               "unit": unit_name, "port": port}),
+        );
+    }
+    report::note("copy each directory to its host and run its install.sh as the user");
+    Ok(())
+}

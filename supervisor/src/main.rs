@@ -179,6 +179,15 @@ fn run(command: Command) -> CmdResult {
             let targets = names(&ctx, &targets, "export")?;
             export::kubernetes(&ctx, &targets, &out, image, storage)
         }
+        Command::Export(ExportCommand::Systemd {
+            targets,
+            out,
+            binary,
+            home,
+        }) => {
+            let targets = names(&ctx, &targets, "export")?;
+            export::systemd(&ctx, &targets, &out, &binary, home.as_deref())
+        }
         Command::Doctor(args) => {
             for p in &args.profiles {
                 ctx.known_profile(p)?;

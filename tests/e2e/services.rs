@@ -401,3 +401,95 @@ fn install_all_hands_keepers_over_and_rm_takes_the_service_with_it() {
     assert!(!home.state_dir("a").exists());
     ok(&home, &["service", "uninstall", "b"]);
 }
+
+/// `export systemd` for a host without openclawctl: the exported unit
+/// verifies, and after the profile is gone from this host (a fresh host
+/// with the same home), the exported `install.sh`, run as the user against
+/// a real user manager, brings the gateway up on its port; run again it
+/// keeps the live config.
+#[test]
+fn an_exported_unit_installs_and_runs_without_openclawctl() {
+    let mut home = TestHome::under_base();
+    let manager = Manager::up(&mut home);
+    let slot = ports::claim();
+    ok(
+        &home,
+        &["profile", "create", "a", "--port", &slot.base().to_string()],
+    );
+    std::fs::write(
+        home.state_dir("a").join(".env"),
+        "EXTRA_SETTING=from-dotenv\n",
+    )
+    .unwrap();
+    let binary = openclaw_e2e::bins::openclaw();
+    let out_dir = home.base().join("export");
+    let out = ok(
+        &home,
+        &[
+            "export",
+            "systemd",
+            "--profile",
+            "a",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--binary",
+            binary.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("openclaw-gateway-a.service"), "{out}");
+    let dir = out_dir.join("a");
+    let unit_file = dir.join("openclaw-gateway-a.service");
+    let unit = std::fs::read_to_string(&unit_file).unwrap();
+    assert!(unit.contains(binary.to_str().unwrap()), "{unit}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.join("openclaw.json")), 0o600);
+    assert_eq!(mode(&dir.join("gateway.systemd.env")), 0o600);
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--user", "--man=no"])
+        .arg(&unit_file)
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", manager.base.join("run"))
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    // This host forgets the profile and its files: the target is "new".
+    ok(&home, &["profile", "rm", "a", "--purge", "--force"]);
+    let state = home.state_dir("a");
+    assert!(!state.exists());
+    let install = || {
+        Command::new("sh")
+            .arg(dir.join("install.sh"))
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", manager.base.join("run"))
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap()
+    };
+    let run = install();
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("openclaw.json")), 0o600);
+    assert!(
+        std::fs::read_to_string(state.join("gateway.systemd.env"))
+            .unwrap()
+            .contains("EXTRA_SETTING=from-dotenv")
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the exported unit's gateway",
+        || !openclaw_profiles::ports::is_port_free(slot.base()),
+    );
+    assert_eq!(
+        manager.systemctl(&["is-active", "openclaw-gateway-a.service"]),
+        "active"
+    );
+    // Again, with an edited live config: it stays.
+    let live = state.join("openclaw.json");
+    let edited = std::fs::read_to_string(&live).unwrap() + "\n// edited on the host\n";
+    std::fs::write(&live, &edited).unwrap();
+    let run = install();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(std::fs::read_to_string(&live).unwrap(), edited);
+    manager.systemctl(&["disable", "--now", "openclaw-gateway-a.service"]);
+}
