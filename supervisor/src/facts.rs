@@ -93,7 +93,7 @@ pub fn gather(paths: &ProfilePaths) -> Facts {
 const PROBES_AT_ONCE: usize = 32;
 
 /// [`gather`] for many profiles: the kernel's lock table read once, the
-/// health probes [`PROBES_AT_ONCE`] at a time; facts in the order given.
+/// health probes 32 at a time; facts in the order given.
 pub fn gather_all(paths: &[ProfilePaths]) -> Vec<Facts> {
     let table = lock::LockTable::read();
     crate::fanout::map(paths, PROBES_AT_ONCE, |p| gather_with(p, &table))
