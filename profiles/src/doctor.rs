@@ -224,10 +224,15 @@ fn hash(token: &str) -> String {
 
 /// Reads the facts about each profile in `profiles`.
 pub fn scan_profiles(profiles: &[ProfilePaths]) -> Vec<ProfileFacts> {
-    profiles.iter().map(scan_profile).collect()
+    // The host's lock table and listeners, read once for all profiles.
+    let host = (lock::LockTable::read(), process::Listeners::read());
+    profiles.iter().map(|p| scan_profile(p, &host)).collect()
 }
 
-fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
+fn scan_profile(
+    paths: &ProfilePaths,
+    (locks, listeners): &(lock::LockTable, process::Listeners),
+) -> ProfileFacts {
     let config = config::load_config(&paths.config_path).map_err(|e| e.to_string());
     let cfg = config.as_ref().ok().and_then(|c| c.as_ref());
     let port = config
@@ -235,7 +240,7 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
         .ok()
         .map(|c| ports::profile_port(&paths.profile, c.as_ref().and_then(|c| c.gateway.port)));
     let lock_path = paths.state_lock_path();
-    let (lock_holder, stale_lock) = match lock::inspect(&lock_path) {
+    let (lock_holder, stale_lock) = match locks.inspect(&lock_path) {
         Ok(LockState::Held(o)) => (o.map(|o| o.pid), None),
         _ => {
             let record = lock_path.with_extension("json");
@@ -272,9 +277,11 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
         }
     };
     let keeper_lock = paths.state_dir.join("tmp").join("openclawctl.lock");
-    let keeper_alive = matches!(lock::inspect(&keeper_lock), Ok(LockState::Held(_)));
+    let keeper_alive = matches!(locks.inspect(&keeper_lock), Ok(LockState::Held(_)));
     let listener = port.and_then(|p| {
-        process::port_owner(p).map(|pid| (pid, process::cmdline(pid).unwrap_or_default()))
+        listeners
+            .owner(p)
+            .map(|pid| (pid, process::cmdline(pid).unwrap_or_default()))
     });
     let canvas_port = cfg.and_then(|c| {
         let host = c.raw.get("canvasHost")?;
@@ -287,7 +294,9 @@ fn scan_profile(paths: &ProfilePaths) -> ProfileFacts {
             .or_else(|| port.map(|p| p.saturating_add(4)))
     });
     let canvas_listener = canvas_port.and_then(|p| {
-        process::port_owner(p).map(|pid| (pid, process::cmdline(pid).unwrap_or_default()))
+        listeners
+            .owner(p)
+            .map(|pid| (pid, process::cmdline(pid).unwrap_or_default()))
     });
     let dotenv = paths.state_dir.join(".env");
     let mut secret_files = Vec::new();
