@@ -1,5 +1,7 @@
 //! Facts about other processes, read from the OS: liveness and start time.
 
+use std::collections::HashMap;
+
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
@@ -77,12 +79,10 @@ pub fn describe(pid: u32) -> String {
     }
 }
 
-/// The pid of a process listening on TCP `port` (any local address), found
-/// through `/proc/net/tcp{,6}` and the socket inodes in `/proc/<pid>/fd`
-/// (Linux; `None` elsewhere or when the owner is not visible to us).
-pub fn port_owner(port: u16) -> Option<u32> {
-    let want = format!(":{port:04X}");
-    let mut inodes = Vec::new();
+/// Listening TCP sockets of this host (`/proc/net/tcp{,6}`, state `0A`),
+/// as `socket:[inode]` → port.
+fn listening_sockets() -> HashMap<String, u16> {
+    let mut by_inode = HashMap::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -90,15 +90,30 @@ pub fn port_owner(port: u16) -> Option<u32> {
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // local_address is f[1], st is f[3] (0A = LISTEN), inode is f[9]
-            if f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A" {
-                inodes.push(format!("socket:[{}]", f[9]));
+            if f.len() > 9 && f[3] == "0A" {
+                let port = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|h| u16::from_str_radix(h, 16).ok());
+                if let Some(port) = port {
+                    by_inode.insert(format!("socket:[{}]", f[9]), port);
+                }
             }
         }
     }
-    if inodes.is_empty() {
-        return None;
+    by_inode
+}
+
+/// Walks every process's descriptors once, calling `found(pid, port)` for
+/// each descriptor that is one of `sockets`; stops when `found` says so.
+fn walk_socket_holders(sockets: &HashMap<String, u16>, mut found: impl FnMut(u32, u16) -> bool) {
+    if sockets.is_empty() {
+        return;
     }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
@@ -111,68 +126,43 @@ pub fn port_owner(port: u16) -> Option<u32> {
         };
         for fd in fds.flatten() {
             if let Ok(target) = std::fs::read_link(fd.path())
-                && inodes.iter().any(|i| target.as_os_str() == i.as_str())
+                && let Some(&port) = target.to_str().and_then(|t| sockets.get(t))
+                && found(pid, port)
             {
-                return Some(pid);
+                return;
             }
         }
     }
-    None
+}
+
+/// The pid of a process listening on TCP `port` (any local address), found
+/// through `/proc/net/tcp{,6}` and the socket inodes in `/proc/<pid>/fd`
+/// (Linux; `None` elsewhere or when the owner is not visible to us).
+pub fn port_owner(port: u16) -> Option<u32> {
+    let mut sockets = listening_sockets();
+    sockets.retain(|_, p| *p == port);
+    let mut owner = None;
+    walk_socket_holders(&sockets, |pid, _| {
+        owner = Some(pid);
+        true
+    });
+    owner
 }
 
 /// Every listening TCP port of this host and the pid that holds it, read
-/// at once: `/proc/net/tcp{,6}` parsed once and every process's
-/// descriptors walked once, so n ports cost one scan, not n.
+/// at once: the socket tables parsed once and every process's descriptors
+/// walked once, so n ports cost one scan, not n.
 #[derive(Debug, Default)]
-pub struct Listeners(std::collections::HashMap<u16, u32>);
+pub struct Listeners(HashMap<u16, u32>);
 
 impl Listeners {
     /// Reads the tables now (empty where there is no `/proc`).
     pub fn read() -> Self {
-        let mut by_inode: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(table) else {
-                continue;
-            };
-            for line in text.lines().skip(1) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() > 9 && f[3] == "0A" {
-                    let port = f[1]
-                        .rsplit(':')
-                        .next()
-                        .and_then(|h| u16::from_str_radix(h, 16).ok());
-                    if let Some(port) = port {
-                        by_inode.insert(format!("socket:[{}]", f[9]), port);
-                    }
-                }
-            }
-        }
-        let mut owners = std::collections::HashMap::new();
-        if by_inode.is_empty() {
-            return Self(owners);
-        }
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return Self(owners);
-        };
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-                continue;
-            };
-            for fd in fds.flatten() {
-                if let Ok(target) = std::fs::read_link(fd.path())
-                    && let Some(&port) = target.to_str().and_then(|t| by_inode.get(t))
-                {
-                    owners.entry(port).or_insert(pid);
-                }
-            }
-        }
+        let mut owners = HashMap::new();
+        walk_socket_holders(&listening_sockets(), |pid, port| {
+            owners.entry(port).or_insert(pid);
+            false
+        });
         Self(owners)
     }
 

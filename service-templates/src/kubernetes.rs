@@ -31,11 +31,10 @@ pub struct Tenant {
     pub profile: String,
     /// The gateway's port (container, Service and probes).
     pub port: u16,
-    /// The profile's config as parsed (`openclaw.json`).
+    /// The profile's config as parsed (`openclaw.json`); its secrets go to
+    /// the Secret (a tenant without a gateway token or password gets a
+    /// generated token: a gateway beyond loopback needs auth).
     pub config: Value,
-    /// The shared gateway token (config or `.env`); `None` makes the export
-    /// generate one (a gateway beyond loopback needs auth).
-    pub token: Option<String>,
 }
 
 /// Export options.
@@ -118,7 +117,7 @@ fn seed(tenant: &Tenant, secret: &mut BTreeMap<String, String>, notes: &mut Vec<
     for path in left_out {
         let moved = ENV_SECRETS
             .iter()
-            .any(|(p, _)| p.join(".") == path && secret.contains_key(env_of(p)));
+            .any(|(p, env)| p.join(".") == path && secret.contains_key(*env));
         if !moved {
             notes.push(format!(
                 "{}: `{path}` (a secret, or a file of this host) has no environment variable the gateway reads; it was left out of the seed (set it in the live config)",
@@ -127,13 +126,6 @@ fn seed(tenant: &Tenant, secret: &mut BTreeMap<String, String>, notes: &mut Vec<
         }
     }
     cleaned
-}
-
-fn env_of(path: &[&str]) -> &'static str {
-    ENV_SECRETS
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map_or("", |(_, e)| e)
 }
 
 fn strip(v: &Value, at: &mut Vec<String>, left_out: &mut Vec<String>) -> Value {
@@ -703,7 +695,6 @@ mod tests {
                 "channels": {"telegram": {"botToken": "123456:telegram-secret-value", "dmPolicy": "pairing"}},
                 "models": {"providers": {"fakeai": {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": "sk-provider-secret"}}}
             }),
-            token: None,
         }
     }
 

@@ -12,12 +12,11 @@ use crate::{CmdResult, Failure, report};
 /// The facts of one profile an export needs.
 fn tenant(ctx: &Context, name: &str) -> Result<Tenant, Failure> {
     let paths = ctx.known_profile(name)?;
-    let port = crate::facts::configured_port(&paths)
-        .map_err(|e| Failure::conflict(format!("profile `{name}`: {e}")))?;
     let cfg = config::load_config(&paths.config_path)
         .map_err(|e| Failure::conflict(format!("profile `{name}`: {e}")))?
         .unwrap_or_default();
-    let mut raw = cfg.raw.clone();
+    let port = openclaw_profiles::ports::profile_port(&paths.profile, cfg.gateway.port);
+    let mut raw = cfg.raw;
     // A token kept in the state dir's `.env` (the gateway applies it) is
     // the tenant's token too.
     let from_env = std::fs::read_to_string(paths.state_dir.join(".env"))
@@ -29,21 +28,15 @@ fn tenant(ctx: &Context, name: &str) -> Result<Tenant, Failure> {
                 .map(|(_, v)| v)
         });
     if cfg.gateway.auth.token.is_none()
-        && let Some(t) = &from_env
+        && let Some(t) = from_env
         && raw.is_object()
     {
-        raw["gateway"]["auth"]["token"] = t.clone().into();
+        raw["gateway"]["auth"]["token"] = t.into();
     }
     Ok(Tenant {
         profile: name.to_string(),
         port,
         config: raw,
-        token: cfg
-            .gateway
-            .auth
-            .token
-            .map(|s| s.expose().to_string())
-            .or(from_env),
     })
 }
 

@@ -320,22 +320,8 @@ fn start_all_brings_up_ten_profiles_on_disjoint_ports() {
     }
     let out = ok(&home, &["start", "--all"]);
     assert_eq!(out.matches("started profile").count(), 10, "{out}");
-    let v: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
-    let rows = v["profiles"].as_array().unwrap();
-    assert_eq!(rows.len(), 10);
-    let mut ports: Vec<u64> = rows.iter().map(|r| r["port"].as_u64().unwrap()).collect();
-    ports.sort();
     let want: Vec<u64> = (0..10).map(|i| u64::from(slot.nth(i))).collect();
-    assert_eq!(ports, want);
-    for r in rows {
-        assert_eq!(
-            (r["state"].as_str(), r["healthy"].as_bool()),
-            (Some("running"), Some(true)),
-            "{r}"
-        );
-    }
-    ok(&home, &["stop", "--all"]);
-    assert!(home.lock_holders().is_empty());
+    all_running_on_then_stopped(&home, &want);
 }
 
 /// Many tenants on the compact port plan (5 ports apart): created one
@@ -372,14 +358,20 @@ fn two_hundred_compact_profiles_start_report_and_stop_together() {
     assert_eq!(shown["portPlan"], "compact", "{shown}");
     let out = ok(&home, &["start", "--all"]);
     assert_eq!(out.matches("started profile").count(), N, "{out}");
-    let v: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
-    let rows = v["profiles"].as_array().unwrap();
-    assert_eq!(rows.len(), N);
-    let mut ports: Vec<u64> = rows.iter().map(|r| r["port"].as_u64().unwrap()).collect();
-    ports.sort();
     let want: Vec<u64> = (0..N as u64)
         .map(|i| u64::from(slot.base()) + 5 * i)
         .collect();
+    all_running_on_then_stopped(&home, &want);
+}
+
+/// `status --json` lists exactly the ports `want`, every row running and
+/// healthy; then `stop --all` leaves no gateway holding a state lock.
+fn all_running_on_then_stopped(home: &TestHome, want: &[u64]) {
+    let v: Value = serde_json::from_str(&ok(home, &["status", "--json"])).unwrap();
+    let rows = v["profiles"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    let mut ports: Vec<u64> = rows.iter().map(|r| r["port"].as_u64().unwrap()).collect();
+    ports.sort();
     assert_eq!(ports, want);
     for r in rows {
         assert_eq!(
@@ -388,7 +380,7 @@ fn two_hundred_compact_profiles_start_report_and_stop_together() {
             "{r}"
         );
     }
-    ok(&home, &["stop", "--all"]);
+    ok(home, &["stop", "--all"]);
     assert!(home.lock_holders().is_empty());
 }
 
