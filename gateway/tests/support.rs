@@ -150,6 +150,7 @@ impl TestGateway {
                 config_path: state_dir.join("openclaw.json"),
                 state_dir,
                 ports: Default::default(),
+                limits: Default::default(),
             },
             port: 0,
             bind_addr: "127.0.0.1".parse().unwrap(),

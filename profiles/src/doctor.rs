@@ -883,6 +883,7 @@ mod tests {
             state_dir: state.into(),
             config_path: PathBuf::from(state).join("openclaw.json"),
             ports: Default::default(),
+            limits: Default::default(),
         };
         ProfileFacts {
             real_state_dir: paths.state_dir.clone(),

@@ -16,6 +16,7 @@ pub mod config;
 pub mod contract;
 pub mod doctor;
 pub mod dotenv;
+pub mod limits;
 pub mod lock;
 pub mod logrotate;
 pub mod name;

@@ -107,6 +107,8 @@ pub struct ProfilePaths {
     /// The ports it reserves (the registry's record; for a gateway, what
     /// `openclawctl` told it in `OPENCLAWCTL_PORT_PLAN`).
     pub ports: crate::ports::PortPlan,
+    /// Its resource limits (the registry's record).
+    pub limits: crate::limits::Limits,
 }
 
 impl ProfilePaths {
@@ -167,6 +169,9 @@ pub fn resolve_paths(env: &EnvSnapshot) -> Result<ProfilePaths, Error> {
         state_dir,
         config_path,
         ports,
+        // Limits are applied from outside (systemd, the keeper), never by
+        // the gateway itself.
+        limits: Default::default(),
     })
 }
 

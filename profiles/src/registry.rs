@@ -90,6 +90,9 @@ pub struct Entry {
     /// The port plan, when not `full`.
     #[serde(default, skip_serializing_if = "crate::ports::PortPlan::is_full")]
     pub ports: crate::ports::PortPlan,
+    /// Resource limits, when any.
+    #[serde(default, skip_serializing_if = "crate::limits::Limits::is_empty")]
+    pub limits: crate::limits::Limits,
 }
 
 /// How a profile became known.
@@ -308,6 +311,7 @@ impl Registry {
             state_dir,
             config_path,
             ports: entry.map(|e| e.ports).unwrap_or_default(),
+            limits: entry.map(|e| e.limits).unwrap_or_default(),
         }
     }
 
@@ -405,6 +409,7 @@ mod tests {
             state_dir: Some("/srv/oc".into()),
             config_path: None,
             ports: crate::ports::PortPlan::Compact,
+            limits: Default::default(),
         })
         .unwrap();
         let reg = Registry::load(&env).unwrap();
@@ -482,6 +487,7 @@ mod tests {
                         state_dir: None,
                         config_path: None,
                         ports: Default::default(),
+                        limits: Default::default(),
                     })
                     .unwrap();
                 });
@@ -505,6 +511,7 @@ mod tests {
             state_dir: "/s".into(),
             config_path: "/s/openclaw.json".into(),
             ports: Default::default(),
+            limits: Default::default(),
         };
         let env = child_env(&base, &paths);
         let got: Vec<_> = env.iter().collect();

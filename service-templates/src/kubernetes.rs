@@ -35,6 +35,37 @@ pub struct Tenant {
     /// the Secret (a tenant without a gateway token or password gets a
     /// generated token: a gateway beyond loopback needs auth).
     pub config: Value,
+    /// The profile's limits: the container's `resources` (memory and CPU;
+    /// a pod has no field for tasks or open files).
+    pub limits: openclaw_profiles::limits::Limits,
+}
+
+/// The container's `resources`: the tenant's memory-max and cpu-quota as
+/// limits (memory defaults to 256Mi), requests no higher than the limits.
+fn resources(limits: &openclaw_profiles::limits::Limits) -> Value {
+    const REQUEST_MEMORY: u64 = 32 << 20;
+    const REQUEST_CPU_PERCENT: u32 = 5;
+    let request = openclaw_profiles::limits::Limits {
+        memory_max: Some(
+            limits
+                .memory_max
+                .map_or(REQUEST_MEMORY, |m| m.min(REQUEST_MEMORY)),
+        ),
+        cpu_quota: Some(
+            limits
+                .cpu_quota
+                .map_or(REQUEST_CPU_PERCENT, |c| c.min(REQUEST_CPU_PERCENT)),
+        ),
+        ..Default::default()
+    };
+    let mut out = json!({
+        "requests": {"cpu": request.kubernetes_cpu(), "memory": request.kubernetes_memory()},
+        "limits": {"memory": limits.kubernetes_memory().unwrap_or_else(|| "256Mi".into())}
+    });
+    if let Some(cpu) = limits.kubernetes_cpu() {
+        out["limits"]["cpu"] = cpu.into();
+    }
+    out
 }
 
 /// Export options.
@@ -193,6 +224,12 @@ pub fn render(tenants: &[Tenant], opts: &Options) -> Result<Export, String> {
                 t.profile
             ));
         }
+        if t.limits.tasks_max.is_some() || t.limits.nofile.is_some() {
+            export.notes.push(format!(
+                "{}: tasks-max and nofile have no per-pod field in Kubernetes (the kubelet's podPidsLimit and the runtime's nofile are node-wide); set them on the nodes",
+                t.profile
+            ));
+        }
         let seed_text = serde_json::to_string_pretty(&seed).unwrap_or_default() + "\n";
         let meta =
             |kind_name: &str| json!({"name": kind_name, "namespace": ns, "labels": labels(&name)});
@@ -213,7 +250,7 @@ pub fn render(tenants: &[Tenant], opts: &Options) -> Result<Export, String> {
                        "metadata": meta("openclaw-gateway-seed"),
                        "data": {"openclaw.json": seed_text}}),
             ),
-            ("statefulset.yaml", statefulset(&name, &ns, t.port, opts)),
+            ("statefulset.yaml", statefulset(&name, &ns, t, opts)),
             (
                 "service.yaml",
                 json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("openclaw-gateway"),
@@ -267,7 +304,8 @@ pub fn render(tenants: &[Tenant], opts: &Options) -> Result<Export, String> {
     Ok(export)
 }
 
-fn statefulset(name: &str, ns: &str, port: u16, opts: &Options) -> Value {
+fn statefulset(name: &str, ns: &str, t: &Tenant, opts: &Options) -> Value {
+    let port = t.port;
     json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -306,10 +344,7 @@ fn statefulset(name: &str, ns: &str, port: u16, opts: &Options) -> Value {
                             {"name": "seed", "mountPath": SEED_MOUNT, "readOnly": true},
                             {"name": "tmp", "mountPath": "/tmp"}
                         ],
-                        "resources": {
-                            "requests": {"cpu": "50m", "memory": "32Mi"},
-                            "limits": {"memory": "256Mi"}
-                        },
+                        "resources": resources(&t.limits),
                         "securityContext": {
                             "allowPrivilegeEscalation": false,
                             "readOnlyRootFilesystem": true,
@@ -695,6 +730,7 @@ mod tests {
                 "channels": {"telegram": {"botToken": "123456:telegram-secret-value", "dmPolicy": "pairing"}},
                 "models": {"providers": {"fakeai": {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": "sk-provider-secret"}}}
             }),
+            limits: Default::default(),
         }
     }
 
@@ -712,6 +748,42 @@ mod tests {
             insta::assert_snapshot!(path.display().to_string().replace('/', "__"), text);
         }
         insta::assert_snapshot!("notes", export.notes.join("\n"));
+    }
+
+    #[test]
+    fn limits_become_resources_and_what_has_no_field_is_a_note() {
+        use openclaw_profiles::limits::Kind;
+        let mut t = tenant("alpha", 19100);
+        for (k, v) in [
+            (Kind::Memory, "16M"),
+            (Kind::Cpu, "250%"),
+            (Kind::Tasks, "64"),
+        ] {
+            t.limits.set(k, v).unwrap();
+        }
+        let export = render(&[t], &opts()).unwrap();
+        let sts = &export
+            .files
+            .iter()
+            .find(|(p, _)| p.ends_with("statefulset.yaml"))
+            .unwrap()
+            .1;
+        let doc: Value = yaml_to_json(&yaml_rust2::YamlLoader::load_from_str(sts).unwrap()[0]);
+        let res = &doc["spec"]["template"]["spec"]["containers"][0]["resources"];
+        // Requests never exceed the limits.
+        assert_eq!(
+            res,
+            &json!({"requests": {"cpu": "50m", "memory": "16Mi"},
+                    "limits": {"memory": "16Mi", "cpu": "2500m"}})
+        );
+        assert!(
+            export
+                .notes
+                .iter()
+                .any(|n| n.contains("tasks-max and nofile")),
+            "{:?}",
+            export.notes
+        );
     }
 
     #[test]

@@ -123,6 +123,7 @@ mod tests {
             canonical_paths: true,
             port: 19789,
             ports: Default::default(),
+            limits: Default::default(),
         }
     }
 

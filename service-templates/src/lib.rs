@@ -42,6 +42,8 @@ pub struct ServiceSpec {
     pub port: u16,
     /// The profile's port plan (a compact one is passed to the gateway).
     pub ports: openclaw_profiles::ports::PortPlan,
+    /// The profile's resource limits (unit lines; Kubernetes resources).
+    pub limits: openclaw_profiles::limits::Limits,
 }
 
 impl ServiceSpec {

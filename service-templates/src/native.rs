@@ -60,6 +60,7 @@ pub fn spec_for(paths: &ProfilePaths, home: &Path, binary: &Path, port: u16) -> 
             && paths.config_path == canonical.join(CONFIG_FILE_NAME),
         port,
         ports: paths.ports,
+        limits: paths.limits,
     }
 }
 
@@ -268,6 +269,7 @@ mod tests {
             state_dir: home.path().join("bad\nstate"),
             config_path: home.path().join("bad\nstate/openclaw.json"),
             ports: Default::default(),
+            limits: Default::default(),
         };
         let spec = spec_for(&paths, home.path(), Path::new("/usr/bin/openclaw"), 18789);
         let err = native.install(&spec, None, false).unwrap_err().to_string();

@@ -105,6 +105,12 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
         }
     })
     .collect();
+    let limits: String = spec
+        .limits
+        .systemd_lines()
+        .into_iter()
+        .map(|l| l + "\n")
+        .collect();
     fill(
         UNIT_TEMPLATE,
         &[
@@ -115,6 +121,7 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
                 &systemd_value(&path_str(&spec.systemd_env_file())),
             ),
             ("environment", &environment),
+            ("limits", &limits),
             ("log_file", &systemd_value(&path_str(&spec.log_file()))),
         ],
     )
@@ -169,10 +176,27 @@ pub fn launchd_plist(spec: &ServiceSpec) -> String {
             ("description", &xml(&spec.description())),
             ("program_arguments", &program_arguments),
             ("environment", &environment),
+            ("resource_limits", &launchd_limits(&spec.limits)),
             ("stdout", &xml(&path_str(&launchd_stdout(spec)))),
             ("stderr", &xml(&path_str(&launchd_stderr(spec)))),
         ],
     )
+}
+
+/// launchd enforces only the open-files limit (`NumberOfFiles`, soft and
+/// hard); memory, CPU and tasks have no per-job key that macOS honours, so
+/// `service install` says so.
+fn launchd_limits(limits: &openclaw_profiles::limits::Limits) -> String {
+    limits.nofile.map_or(String::new(), |n| {
+        ["SoftResourceLimits", "HardResourceLimits"]
+            .iter()
+            .map(|k| {
+                format!(
+                    "  <key>{k}</key><dict><key>NumberOfFiles</key><integer>{n}</integer></dict>\n"
+                )
+            })
+            .collect()
+    })
 }
 
 /// The launchd env wrapper: sources the env file, then runs the gateway.
@@ -227,6 +251,7 @@ mod tests {
             canonical_paths: canonical,
             port: 19789,
             ports: Default::default(),
+            limits: Default::default(),
         }
     }
 
@@ -295,6 +320,17 @@ mod tests {
                     .starts_with("/home/u/Library/Logs/openclaw/gateway")
             );
             assert!(!text.contains("TOKEN"), "no secret in a plist");
+            assert!(!d.contains_key("SoftResourceLimits"), "no limit by default");
+        }
+        // The open-files limit is the one launchd enforces.
+        let mut s = spec(Some("ops"), true);
+        s.limits
+            .set(openclaw_profiles::limits::Kind::Nofile, "4096")
+            .unwrap();
+        let v: plist::Value = plist::from_bytes(launchd_plist(&s).as_bytes()).unwrap();
+        for key in ["SoftResourceLimits", "HardResourceLimits"] {
+            let l = v.as_dictionary().unwrap()[key].as_dictionary().unwrap();
+            assert_eq!(l["NumberOfFiles"].as_signed_integer(), Some(4096));
         }
     }
 
@@ -337,6 +373,20 @@ mod verify {
     /// `systemd-analyze verify` on every rendered unit: exit 0 and nothing
     /// on stderr (it only warns about bad keys). `scripts/install-test-tools`
     /// installs it.
+    fn every_limit() -> openclaw_profiles::limits::Limits {
+        use openclaw_profiles::limits::{Kind, Limits};
+        let mut l = Limits::default();
+        for (k, v) in [
+            (Kind::Memory, "256M"),
+            (Kind::Cpu, "50%"),
+            (Kind::Tasks, "256"),
+            (Kind::Nofile, "4096"),
+        ] {
+            l.set(k, v).unwrap();
+        }
+        l
+    }
+
     #[test]
     fn rendered_units_pass_systemd_analyze_verify() {
         let dir = tempfile::tempdir().unwrap();
@@ -359,6 +409,12 @@ mod verify {
                     openclaw_profiles::ports::PortPlan::Full
                 } else {
                     openclaw_profiles::ports::PortPlan::Compact
+                },
+                // So does one with every limit.
+                limits: if canonical {
+                    Default::default()
+                } else {
+                    every_limit()
                 },
             };
             let unit = dir.path().join(spec.unit_name());

@@ -173,6 +173,7 @@ mod tests {
             canonical_paths: true,
             port: 1,
             ports: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -280,6 +280,7 @@ mod tests {
             canonical_paths: true,
             port: 20000,
             ports: Default::default(),
+            limits: Default::default(),
         }
     }
 

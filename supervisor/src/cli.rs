@@ -191,6 +191,9 @@ pub enum ProfileCommand {
         /// profiles fit).
         #[arg(long, default_value = "full", value_name = "PLAN")]
         ports: openclaw_profiles::ports::PortPlan,
+        /// Resource limits.
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// List known profiles (created here or by `openclaw --profile`).
     List,
@@ -210,15 +213,58 @@ pub enum ProfileCommand {
         /// Profile name.
         name: String,
     },
-    /// Change one setting in the profile's config (comments kept); `restart` applies it.
+    /// Change one setting in the profile's config (comments kept), or its
+    /// limits (`--memory-max 256M`, or KEY `memory-max`); `restart` applies it.
     Set {
         /// Profile name.
         name: String,
-        /// gateway.port, gateway.bind or gateway.auth.mode.
-        key: String,
-        /// The new value.
-        value: String,
+        /// gateway.port, gateway.bind, gateway.auth.mode, or a limit
+        /// (memory-max, cpu-quota, tasks-max, nofile).
+        #[arg(requires = "value", required_unless_present_any = ["memory_max", "cpu_quota", "tasks_max", "nofile"])]
+        key: Option<String>,
+        /// The new value (`none` removes a limit).
+        value: Option<String>,
+        /// Resource limits.
+        #[command(flatten)]
+        limits: LimitArgs,
     },
+}
+
+/// Per-tenant resource limits, enforced by systemd (an installed service)
+/// or the keeper (rlimits; a cgroup v2 sub-group when delegated, else a
+/// memory watchdog). `none` removes one.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// Memory of the gateway's process tree (systemd `MemoryMax=`): bytes
+    /// with K, M, G or T, e.g. 256M. Over it, the gateway is killed and
+    /// restarted under the normal policy.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPU time as % of one core (systemd `CPUQuota=`), e.g. 50%.
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_quota: Option<String>,
+    /// Processes and threads of the tree (systemd `TasksMax=`).
+    #[arg(long, value_name = "N")]
+    pub tasks_max: Option<String>,
+    /// Open files per process (systemd `LimitNOFILE=`).
+    #[arg(long, value_name = "N")]
+    pub nofile: Option<String>,
+}
+
+impl LimitArgs {
+    /// The limits given, by kind.
+    pub fn given(&self) -> Vec<(openclaw_profiles::limits::Kind, String)> {
+        use openclaw_profiles::limits::Kind;
+        [
+            (Kind::Memory, &self.memory_max),
+            (Kind::Cpu, &self.cpu_quota),
+            (Kind::Tasks, &self.tasks_max),
+            (Kind::Nofile, &self.nofile),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect()
+    }
 }
 
 /// Which profiles a command targets: names, `--profile` (repeatable), or `--all`.

@@ -37,6 +37,7 @@ fn tenant(ctx: &Context, name: &str) -> Result<Tenant, Failure> {
         profile: name.to_string(),
         port,
         config: raw,
+        limits: paths.limits,
     })
 }
 

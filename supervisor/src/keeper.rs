@@ -63,6 +63,8 @@ enum Intent {
     Stop,
     Restart,
     HealthRestart,
+    /// Over its memory limit (the keeper's watchdog).
+    MemoryKill,
 }
 
 /// The keeper's log: its own lines and the gateway's output, rotated.
@@ -266,6 +268,14 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
         Err(e) => log.say(&format!("cannot install signal handlers: {e}")),
     }
 
+    let enforcer = crate::enforce::Enforcer::prepare(env, paths);
+    for note in &enforcer.notes {
+        log.say(note);
+    }
+    if let Some(line) = enforcer.describe() {
+        log.say(&line);
+    }
+
     let policy = RestartPolicy::from_env(env);
     let mut consecutive: u32 = 0;
     let mut count_deaths_after = now_ms();
@@ -285,7 +295,9 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
             log.say(&format!("gateway.port changed from {} to {port}", rec.port));
             rec.port = port;
         }
-        let mut child = match gateway_command(env, paths, port).spawn() {
+        let ooms_before = enforcer.oom_count();
+        let mut child = match gateway_command(env, paths, port, enforcer.cgroup.as_deref()).spawn()
+        {
             Ok(c) => c,
             Err(e) => {
                 let why = format!(
@@ -331,6 +343,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
         let mut term_sent: Option<Instant> = None;
         let mut grace = KILL_GRACE;
         let mut health_failures = 0;
+        let mut over_memory: Option<String> = None;
         let status = loop {
             let timeout = if rec.state == State::Starting {
                 STARTING_POLL
@@ -368,6 +381,15 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
                         if at.elapsed() > grace {
                             signal_group(pid, Signal::SIGKILL);
                         }
+                        continue;
+                    }
+                    if let Some(why) = enforcer.over_memory(pid) {
+                        // As the kernel's OOM killer would: at once, all of it.
+                        log.say(&why);
+                        intent = Intent::MemoryKill;
+                        signal_group(pid, Signal::SIGKILL);
+                        term_sent = Some(Instant::now());
+                        over_memory = Some(why);
                         continue;
                     }
                     let probe_timeout = if rec.state == State::Starting {
@@ -412,7 +434,10 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
         signal_group(pid, Signal::SIGKILL);
         // Its last words are in the log (and in `last_line`) before we go on.
         drain_pumps(&pumps_done, pumps);
-        let exit = Exit::from_status(status, now_ms());
+        let mut exit = Exit::from_status(status, now_ms());
+        exit.reason = over_memory
+            .map(|why| why.trim_end_matches("; killing it").to_string())
+            .or_else(|| enforcer.oom_killed(ooms_before));
         log.say(&format!("gateway pid {pid} exited ({})", exit.describe()));
         rec.gateway_pid = None;
         rec.last_exit = Some(exit.clone());
@@ -428,7 +453,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
                 rec.restarts += 1;
                 continue;
             }
-            Intent::None | Intent::HealthRestart => {}
+            Intent::None | Intent::HealthRestart | Intent::MemoryKill => {}
         }
         if status.code() == Some(openclaw_profiles::contract::EX_CONFIG) {
             let line = last_line.lock().ok().and_then(|l| l.clone());

@@ -67,8 +67,16 @@ pub fn spawn_keeper(
         .spawn()
 }
 
-/// The command that runs a profile's gateway under a keeper.
-pub fn gateway_command(env: &EnvSnapshot, paths: &ProfilePaths, port: u16) -> Command {
+/// The command that runs a profile's gateway under a keeper. With a
+/// `cgroup` (the tenant's cgroup v2 directory) the gateway joins it before
+/// it runs: `/bin/sh` moves itself there (`echo 0 > cgroup.procs`), then
+/// execs the gateway, so no child of the gateway starts outside it.
+pub fn gateway_command(
+    env: &EnvSnapshot,
+    paths: &ProfilePaths,
+    port: u16,
+    cgroup: Option<&Path>,
+) -> Command {
     let mut vars = child_env(env, paths);
     // We own this gateway's lifecycle (supervisor spec §4.4).
     vars.set(ENV_SUPERVISOR_MODE, "external");
@@ -80,7 +88,16 @@ pub fn gateway_command(env: &EnvSnapshot, paths: &ProfilePaths, port: u16) -> Co
             paths.ports.as_str(),
         );
     }
-    let mut cmd = Command::new(gateway_binary(env));
+    let mut cmd = match cgroup {
+        Some(dir) => {
+            let mut sh = Command::new("/bin/sh");
+            sh.args(["-c", "echo 0 > \"$0\" && exec \"$@\""])
+                .arg(dir.join("cgroup.procs"))
+                .arg(gateway_binary(env));
+            sh
+        }
+        None => Command::new(gateway_binary(env)),
+    };
     if !paths.profile.is_default() {
         cmd.args(["--profile", paths.profile.as_str()]);
     }

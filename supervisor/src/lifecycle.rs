@@ -231,6 +231,14 @@ pub fn report_failures(failures: Vec<Failure>) -> CmdResult {
 pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult {
     let mut pending = Vec::new();
     let mut failures = Vec::new();
+    // Keepers inherit our cgroup: in a delegated one, we leave it for a
+    // leaf first so that they can give their tenants sub-groups.
+    if names.iter().any(|n| {
+        ctx.known_profile(n)
+            .is_ok_and(|p| crate::enforce::needs_cgroup(&p.limits))
+    }) {
+        crate::enforce::step_into_leaf(&ctx.env);
+    }
     for name in names {
         match launch(ctx, name) {
             Ok(Some(mut p)) => {

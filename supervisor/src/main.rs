@@ -121,7 +121,10 @@ fn run(command: Command) -> CmdResult {
             state_dir,
             config,
             ports,
+            limits,
         }) => {
+            let mut parsed = openclaw_profiles::limits::Limits::default();
+            profile_cmd::apply_limits(&mut parsed, &limits.given())?;
             let created = profile_cmd::create(
                 &mut ctx,
                 &name,
@@ -130,6 +133,7 @@ fn run(command: Command) -> CmdResult {
                     state_dir,
                     config,
                     ports,
+                    limits: parsed,
                 },
             )?;
             let item = serde_json::to_value(&created).unwrap_or_default();
@@ -141,8 +145,27 @@ fn run(command: Command) -> CmdResult {
         Command::Profile(ProfileCommand::Rm { name, purge, force }) => {
             profile_cmd::rm(&mut ctx, &name, profile_cmd::RmOptions { purge, force })
         }
-        Command::Profile(ProfileCommand::Set { name, key, value }) => {
-            profile_cmd::set(&mut ctx, &name, &key, &value)
+        Command::Profile(ProfileCommand::Set {
+            name,
+            key,
+            value,
+            limits,
+        }) => {
+            let mut given = limits.given();
+            if let (Some(key), Some(value)) = (key, value) {
+                match openclaw_profiles::limits::Kind::parse(&key) {
+                    Some(kind) => given.push((kind, value)),
+                    None if given.is_empty() => {
+                        return profile_cmd::set(&mut ctx, &name, &key, &value);
+                    }
+                    None => {
+                        return Err(Failure::usage(format!(
+                            "set `{key}` and the limits in two commands"
+                        )));
+                    }
+                }
+            }
+            profile_cmd::set_limits(&mut ctx, &name, &given)
         }
         Command::Start(args) => {
             let targets = names(&ctx, &args.targets, "start")?;

@@ -7,6 +7,7 @@ use openclaw_profiles::ProfileName;
 use openclaw_profiles::atomic::create_private_dir;
 use openclaw_profiles::config::{self, AuthMode, BindMode, OwnedKeys, Secret};
 use openclaw_profiles::contract::DEFAULT_GATEWAY_PORT;
+use openclaw_profiles::limits::{Kind, Limits};
 use openclaw_profiles::lock::{self, LockState};
 use openclaw_profiles::paths::ProfilePaths;
 use openclaw_profiles::ports::{self, Claim};
@@ -32,6 +33,8 @@ pub struct CreateOptions {
     pub config: Option<PathBuf>,
     /// `--ports`.
     pub ports: ports::PortPlan,
+    /// `--memory-max`, `--cpu-quota`, `--tasks-max`, `--nofile`.
+    pub limits: Limits,
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, Failure> {
@@ -217,6 +220,7 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> Result<Crea
                 != state_dir.join(openclaw_profiles::contract::CONFIG_FILE_NAME))
             .then(|| config_path.clone()),
             ports: opts.ports,
+            limits: opts.limits,
         })
         .map_err(|e| Failure::problem(e.to_string()))?;
     Ok(CreatedDoc {
@@ -226,6 +230,7 @@ pub fn create(ctx: &mut Context, raw: &str, opts: &CreateOptions) -> Result<Crea
         port_plan: opts.ports.as_str(),
         state_dir: state_dir.display().to_string(),
         config_path: config_path.display().to_string(),
+        limits: opts.limits,
     })
 }
 
@@ -245,6 +250,13 @@ pub struct CreatedDoc {
     pub state_dir: String,
     /// Its config file.
     pub config_path: String,
+    /// Its resource limits.
+    #[serde(serialize_with = "limits_json")]
+    pub limits: Limits,
+}
+
+fn limits_json<S: serde::Serializer>(l: &Limits, s: S) -> Result<S::Ok, S::Error> {
+    l.json().serialize(s)
 }
 
 impl std::fmt::Display for CreatedDoc {
@@ -253,7 +265,11 @@ impl std::fmt::Display for CreatedDoc {
             f,
             "created profile `{}`: port {} (reserves {}), state dir {}, config {}",
             self.name, self.port, self.reserved_ports, self.state_dir, self.config_path
-        )
+        )?;
+        if !self.limits.is_empty() {
+            write!(f, "; limits: {}", self.limits.summary())?;
+        }
+        Ok(())
     }
 }
 
@@ -268,6 +284,8 @@ struct ProfileDoc {
     port: Option<u16>,
     reserved_ports: Option<String>,
     port_plan: &'static str,
+    #[serde(serialize_with = "limits_json")]
+    limits: Limits,
     auth_mode: Option<String>,
     has_token: bool,
     locked_by_pid: Option<u32>,
@@ -301,6 +319,7 @@ fn describe(paths: &ProfilePaths, origin: Origin) -> ProfileDoc {
         port,
         reserved_ports: port.map(|p| reserved_text(p, paths.ports)),
         port_plan: paths.ports.as_str(),
+        limits: paths.limits,
         auth_mode,
         has_token,
         locked_by_pid,
@@ -366,6 +385,7 @@ pub fn show(ctx: &Context, raw: &str, json: bool) -> CmdResult {
         "auth:           {}",
         d.auth_mode.as_deref().unwrap_or("(inferred)")
     );
+    outln!("limits:         {}", d.limits.summary());
     outln!("token set:      {}", if d.has_token { "yes" } else { "no" });
     outln!(
         "lock:           {}",
@@ -579,6 +599,52 @@ pub fn set(ctx: &mut Context, raw: &str, key: &str, value: &str) -> CmdResult {
             "set {key} = {value} for profile `{name}` (was {before}); apply it with `openclawctl restart {name}`"
         ),
         serde_json::json!({"profile": name.as_str(), "key": key, "value": value, "previous": before}),
+    );
+    Ok(())
+}
+
+/// Parses `given` limits into `limits` (the first bad one is a usage error).
+pub fn apply_limits(limits: &mut Limits, given: &[(Kind, String)]) -> Result<(), Failure> {
+    for (kind, text) in given {
+        limits.set(*kind, text).map_err(Failure::usage)?;
+    }
+    Ok(())
+}
+
+/// `openclawctl profile set <name> --memory-max 256M ...` (or `set <name>
+/// memory-max 256M`): records the limits with the profile in the registry
+/// (a profile found on disk is recorded from then on); `restart` applies
+/// them to a keeper, `service install --force` to a service.
+pub fn set_limits(ctx: &mut Context, raw: &str, given: &[(Kind, String)]) -> CmdResult {
+    ctx.lock_registry()?;
+    let paths = ctx.known_profile(raw)?;
+    let name = paths.profile.clone();
+    let mut limits = paths.limits;
+    apply_limits(&mut limits, given)?;
+    let entry = ctx.registry.entry(&name).cloned().unwrap_or(Entry {
+        name: name.to_string(),
+        state_dir: None,
+        config_path: None,
+        ports: paths.ports,
+        limits: Limits::default(),
+    });
+    ctx.registry
+        .upsert(Entry { limits, ..entry })
+        .map_err(|e| Failure::problem(e.to_string()))?;
+    let installed =
+        crate::service_cmd::native(ctx).is_installed(crate::service_cmd::service_profile(&paths));
+    let apply = if installed {
+        format!("`openclawctl service install {name} --force`")
+    } else {
+        format!("`openclawctl restart {name}`")
+    };
+    crate::report::done(
+        format!(
+            "limits of profile `{name}`: {} (were {}); apply them with {apply}",
+            limits.summary(),
+            paths.limits.summary()
+        ),
+        serde_json::json!({"profile": name.as_str(), "limits": limits.json(), "previous": paths.limits.json()}),
     );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `--json` document `cli.md` defines.
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use openclaw_profiles::limits::{Limits, format_size};
 use openclaw_profiles::lock::now_ms;
 use openclaw_profiles::outln;
 use openclaw_profiles::paths::ProfilePaths;
@@ -34,8 +35,21 @@ pub struct StatusRow {
     cpu_percent: Option<f32>,
     /// Resident memory of the gateway and its descendants.
     memory_bytes: Option<u64>,
+    /// Threads of the gateway and its descendants (when `tasks-max` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<u32>,
+    /// Descriptors the gateway holds open (when `nofile` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    open_files: Option<u64>,
+    /// The profile's limits (`null` where none).
+    #[serde(serialize_with = "limits_json")]
+    limits: Limits,
     state_dir: String,
     config_path: String,
+}
+
+fn limits_json<S: serde::Serializer>(l: &Limits, s: S) -> Result<S::Ok, S::Error> {
+    l.json().serialize(s)
 }
 
 #[derive(Debug, Serialize)]
@@ -91,11 +105,14 @@ pub fn row(facts: &Facts) -> StatusRow {
         restarts: rec.map_or(0, |r| r.restarts),
         last_exit: rec.and_then(|r| r.last_exit.as_ref()).map(|e| {
             let mut v = serde_json::json!({ "at": e.at });
-            match (&e.code, &e.signal, &e.reason) {
-                (Some(c), ..) => v["code"] = (*c).into(),
-                (None, Some(sig), _) => v["signal"] = sig.clone().into(),
-                (None, None, Some(r)) => v["reason"] = r.clone().into(),
+            match (&e.code, &e.signal) {
+                (Some(c), _) => v["code"] = (*c).into(),
+                (None, Some(sig)) => v["signal"] = sig.clone().into(),
                 _ => {}
+            }
+            // Why, when the keeper knows more than the signal (memory-max).
+            if let Some(r) = &e.reason {
+                v["reason"] = r.clone().into();
             }
             v
         }),
@@ -109,6 +126,9 @@ pub fn row(facts: &Facts) -> StatusRow {
             .and_then(|r| r.last_error.clone()),
         cpu_percent: None,
         memory_bytes: None,
+        tasks: None,
+        open_files: None,
+        limits: facts.paths.limits,
         state_dir: facts.paths.state_dir.display().to_string(),
         config_path: facts.paths.config_path.display().to_string(),
     }
@@ -149,6 +169,9 @@ pub fn service_row(facts: &Facts, manager: &'static str, st: &UnitStatus) -> Sta
             .flatten(),
         cpu_percent: None,
         memory_bytes: None,
+        tasks: None,
+        open_files: None,
+        limits: facts.paths.limits,
         state_dir: facts.paths.state_dir.display().to_string(),
         config_path: facts.paths.config_path.display().to_string(),
     }
@@ -213,12 +236,36 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
             if r.healthy { "yes" } else { "no" }.to_string(),
             r.uptime_ms.map_or("-".into(), format_uptime),
             r.restarts.to_string(),
-            r.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
-            r.memory_bytes.map_or("-".into(), format_bytes),
+            with_limit(
+                r.cpu_percent.map(|c| format!("{c:.1}%")),
+                r.limits.cpu_quota.map(|q| format!("{q}%")),
+            ),
+            with_limit(
+                r.memory_bytes.map(format_bytes),
+                r.limits.memory_max.map(format_size),
+            ),
             r.last_exit.as_ref().map_or("-".into(), describe_exit),
         ]);
     }
     outln!("{table}");
+    for r in &rows {
+        let mut parts = Vec::new();
+        if let Some(max) = r.limits.tasks_max {
+            parts.push(format!(
+                "tasks {}",
+                with_limit(r.tasks.map(|t| t.to_string()), Some(max.to_string()))
+            ));
+        }
+        if let Some(max) = r.limits.nofile {
+            parts.push(format!(
+                "open files {}",
+                with_limit(r.open_files.map(|t| t.to_string()), Some(max.to_string()))
+            ));
+        }
+        if !parts.is_empty() {
+            outln!("{}: {}", r.name, parts.join(", "));
+        }
+    }
     for r in rows.iter().filter(|r| r.last_error.is_some()) {
         outln!(
             "{}: {}",
@@ -227,6 +274,15 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
         );
     }
     Ok(())
+}
+
+/// `5.9 MiB / 64M`: use against limit (`-` for an unknown use).
+fn with_limit(used: Option<String>, limit: Option<String>) -> String {
+    let used = used.unwrap_or_else(|| "-".into());
+    match limit {
+        Some(l) => format!("{used} / {l}"),
+        None => used,
+    }
 }
 
 fn describe_exit(e: &serde_json::Value) -> String {
@@ -255,7 +311,12 @@ fn add_resources(rows: &mut [StatusRow]) {
     let Ok(mut sys) = System::new() else {
         return;
     };
-    let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
+    // Threads are listed as processes of their own unless told otherwise:
+    // they would count their process's memory once per thread.
+    let kind = ProcessRefreshKind::nothing()
+        .with_cpu()
+        .with_memory()
+        .without_tasks();
     sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
     sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
@@ -286,6 +347,14 @@ fn add_resources(rows: &mut [StatusRow]) {
     for &i in roots.values() {
         rows[i].cpu_percent = Some((sums[i].0 * 10.0).round() / 10.0);
         rows[i].memory_bytes = Some(sums[i].1);
+        if let Some(pid) = rows[i].pid {
+            if rows[i].limits.tasks_max.is_some() {
+                rows[i].tasks = Some(crate::enforce::tree_tasks(pid));
+            }
+            if rows[i].limits.nofile.is_some() {
+                rows[i].open_files = crate::enforce::open_files(pid);
+            }
+        }
     }
 }
 

@@ -50,7 +50,8 @@ impl Exit {
     pub fn describe(&self) -> String {
         match (&self.code, &self.signal, &self.reason) {
             (Some(c), ..) => format!("code {c}"),
-            (None, Some(s), _) => format!("signal {s}"),
+            (None, Some(s), Some(r)) => format!("signal {s}: {r}"),
+            (None, Some(s), None) => format!("signal {s}"),
             (None, None, Some(r)) => r.clone(),
             _ => "unknown".into(),
         }

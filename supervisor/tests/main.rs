@@ -270,3 +270,90 @@ fn completions_are_generated_for_each_shell() {
     }
     assert_eq!(ctl(&home, &["completions", "tcsh"]).status.code(), Some(2));
 }
+
+#[test]
+fn limits_are_recorded_shown_changed_and_refused_when_malformed() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    let out = ctl_ok(
+        &home,
+        &[
+            "profile",
+            "create",
+            "a",
+            "--port",
+            &slot.base().to_string(),
+            "--memory-max",
+            "256M",
+            "--cpu-quota",
+            "50%",
+        ],
+    );
+    assert!(
+        out.contains("limits: memory-max 256M, cpu-quota 50%"),
+        "{out}"
+    );
+    let show = |home: &TestHome| -> Value {
+        serde_json::from_str(&ctl_ok(home, &["profile", "show", "a", "--json"])).unwrap()
+    };
+    assert_eq!(
+        show(&home)["limits"],
+        serde_json::json!({"memoryMaxBytes": 268435456, "cpuQuotaPercent": 50, "tasksMax": null, "nofile": null})
+    );
+    // Either spelling; `none` removes one; the others stay.
+    let out = ctl_ok(&home, &["profile", "set", "a", "tasks-max", "128"]);
+    assert!(
+        out.contains("memory-max 256M, cpu-quota 50%, tasks-max 128")
+            && out.contains("openclawctl restart a"),
+        "{out}"
+    );
+    ctl_ok(
+        &home,
+        &[
+            "profile",
+            "set",
+            "a",
+            "--memory-max",
+            "none",
+            "--nofile",
+            "2048",
+        ],
+    );
+    let v = show(&home);
+    assert_eq!(v["limits"]["memoryMaxBytes"], Value::Null);
+    assert_eq!(v["limits"]["nofile"], 2048);
+    assert_eq!(v["limits"]["tasksMax"], 128);
+    assert!(
+        ctl_ok(&home, &["profile", "show", "a"])
+            .contains("limits:         cpu-quota 50%, tasks-max 128, nofile 2048")
+    );
+    // The unit carries them.
+    let unit = ctl_ok(
+        &home,
+        &["service", "render", "--profile", "a", "--target", "systemd"],
+    );
+    assert!(
+        unit.contains("CPUQuota=50%\nTasksMax=128\nLimitNOFILE=2048\n"),
+        "{unit}"
+    );
+    // Malformed values are usage errors that say what to write, and change nothing.
+    for (args, want) in [
+        (
+            &["profile", "set", "a", "--cpu-quota", "50"][..],
+            "e.g. 50%",
+        ),
+        (&["profile", "set", "a", "memory-max", "lots"], "not a size"),
+        (&["profile", "set", "a", "--nofile", "8"], "between 64"),
+        (
+            &["profile", "create", "b", "--memory-max", "1M"],
+            "at least 16M",
+        ),
+        (&["profile", "set", "a"], "required"),
+    ] {
+        let out = ctl(&home, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!home.state_dir("b").exists());
+    assert_eq!(show(&home)["limits"]["nofile"], 2048);
+}

@@ -416,6 +416,23 @@ fn an_exported_unit_installs_and_runs_without_openclawctl() {
         &home,
         &["profile", "create", "a", "--port", &slot.base().to_string()],
     );
+    // Its limits travel with it, as unit lines the manager applies.
+    ok(
+        &home,
+        &[
+            "profile",
+            "set",
+            "a",
+            "--memory-max",
+            "256M",
+            "--cpu-quota",
+            "50%",
+            "--tasks-max",
+            "256",
+            "--nofile",
+            "4096",
+        ],
+    );
     std::fs::write(
         home.state_dir("a").join(".env"),
         "EXTRA_SETTING=from-dotenv\n",
@@ -441,6 +458,14 @@ fn an_exported_unit_installs_and_runs_without_openclawctl() {
     let unit_file = dir.join("openclaw-gateway-a.service");
     let unit = std::fs::read_to_string(&unit_file).unwrap();
     assert!(unit.contains(binary.to_str().unwrap()), "{unit}");
+    for line in [
+        "MemoryMax=256M",
+        "CPUQuota=50%",
+        "TasksMax=256",
+        "LimitNOFILE=4096",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} in {unit}");
+    }
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.join("openclaw.json")), 0o600);
@@ -483,6 +508,29 @@ fn an_exported_unit_installs_and_runs_without_openclawctl() {
     assert_eq!(
         manager.systemctl(&["is-active", "openclaw-gateway-a.service"]),
         "active"
+    );
+    // The manager took the limits; the open-files rlimit is on the process.
+    // (Memory, CPU and tasks are cgroup settings: this machine's user
+    // manager has no delegated controllers to apply them to.)
+    let unit = "openclaw-gateway-a.service";
+    assert_eq!(
+        manager.systemctl(&["show", "-p", "MemoryMax", "--value", unit]),
+        (256u64 << 20).to_string()
+    );
+    assert_eq!(
+        manager.systemctl(&["show", "-p", "CPUQuotaPerSecUSec", "--value", unit]),
+        "500ms"
+    );
+    assert_eq!(
+        manager.systemctl(&["show", "-p", "TasksMax", "--value", unit]),
+        "256"
+    );
+    let pid = manager.main_pid(unit).expect("the unit's main pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        limits.lines().any(|l| l.starts_with("Max open files")
+            && l.split_whitespace().skip(3).take(2).eq(["4096", "4096"])),
+        "{limits}"
     );
     // Again, with an edited live config: it stays.
     let live = state.join("openclaw.json");

@@ -598,3 +598,99 @@ fn profile_rm_forgets_and_purges_only_with_force_and_containment() {
     assert!(out.contains("its files stay"), "{out}");
     assert!(Path::new(h).join("openclaw.json").is_file());
 }
+
+/// Per-tenant limits under keepers: `hog` (`--memory-max 64M --nofile
+/// 512`) runs the real gateway with a child that, on a signal file, grows
+/// past 256 MiB; the keeper kills the tree and restarts it under the normal
+/// policy, while `calm` keeps serving with the same pid throughout.
+/// `status` shows use against limit. (The keeper's cgroup path needs a
+/// delegated cgroup v2 memory controller, which these machines do not
+/// have: here the watchdog does it, and the log says why.)
+#[test]
+fn a_tenant_over_its_memory_limit_is_killed_and_restarted_its_neighbour_untouched() {
+    let home = TestHome::new();
+    let (a, b) = (ports::claim(), ports::claim());
+    let calm = create_and_start(&home, "calm", a.base());
+    let calm_pid = calm["pid"].as_u64().unwrap();
+    let out = ok(
+        &home,
+        &[
+            "profile",
+            "create",
+            "hog",
+            "--port",
+            &b.base().to_string(),
+            "--memory-max",
+            "64M",
+            "--nofile",
+            "512",
+        ],
+    );
+    assert!(out.contains("limits: memory-max 64M, nofile 512"), "{out}");
+    let trigger = home.path().join("grow");
+    let wrapper = script(
+        &home,
+        "hog",
+        &format!(
+            "(while [ ! -e {t} ]; do sleep 0.05; done; rm -f {t}; (head -c 256M /dev/zero; sleep 600) | tail >/dev/null) &\nexec {gw} \"$@\"",
+            t = trigger.display(),
+            gw = bins::openclaw().display()
+        ),
+    );
+    let out = ctl_with(
+        &home,
+        &[("OPENCLAWCTL_GATEWAY_BIN", wrapper.to_str().unwrap())],
+        &["start", "--profile", "hog"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = status_of(&home, "hog");
+    let first = s["pid"].as_u64().unwrap();
+    assert_eq!(s["limits"]["memoryMaxBytes"], 64 << 20, "{s}");
+    assert_eq!(s["limits"]["nofile"], 512, "{s}");
+    assert!(s["memoryBytes"].as_u64().unwrap() < 64 << 20, "{s}");
+    assert!(s["openFiles"].as_u64().unwrap() <= 512, "{s}");
+    // The rlimit reached the gateway.
+    let limits = std::fs::read_to_string(format!("/proc/{first}/limits")).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.split_whitespace().nth(3) == Some("512")),
+        "{limits}"
+    );
+    let table = ok(&home, &["status"]);
+    assert!(table.contains("/ 64M"), "{table}");
+    assert!(table.contains("hog: open files"), "{table}");
+
+    std::fs::write(&trigger, "").unwrap();
+    let mut s = Value::Null;
+    wait_until(
+        Duration::from_secs(30),
+        "hog killed and healthy again",
+        || {
+            s = status_of(&home, "hog");
+            s["healthy"] == true && s["pid"].as_u64().is_some_and(|p| p != first)
+        },
+    );
+    assert_eq!(s["restarts"], 1, "{s}");
+    assert_eq!(s["lastExit"]["signal"], "SIGKILL", "{s}");
+    assert!(
+        s["lastExit"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("memory-max 64M exceeded")),
+        "{s}"
+    );
+    let log = std::fs::read_to_string(home.state_dir("hog").join("logs/gateway.log")).unwrap();
+    assert!(
+        log.contains("memory-max is enforced by the keeper's watchdog")
+            || log.contains("applied by cgroup"),
+        "{log}"
+    );
+    // The neighbour never noticed.
+    let c = status_of(&home, "calm");
+    assert_eq!(
+        (c["pid"].as_u64(), c["restarts"].as_u64(), &c["healthy"]),
+        (Some(calm_pid), Some(0), &Value::Bool(true)),
+        "{c}"
+    );
+    ok(&home, &["stop", "--all"]);
+}
