@@ -1,16 +1,9 @@
 //! Shared-secret checks. Secrets are compared as SHA-256 digests in
-//! constant time, so neither their content nor their length leaks through
+//! constant time ([`secrets_equal`], shared with the supervisor's
+//! dashboard), so neither their content nor their length leaks through
 //! timing.
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-/// True if `provided` equals `expected`, in constant time.
-pub fn secrets_equal(provided: &str, expected: &str) -> bool {
-    let a = Sha256::digest(provided.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.as_slice().ct_eq(b.as_slice()).into()
-}
+pub use openclaw_profiles::token::secrets_equal;
 
 /// Failed-auth limiter (spec §7): 10 wrong credentials within 60 s from
 /// one address lock it out for 5 minutes. Loopback is exempt; missing

@@ -1,4 +1,5 @@
-//! Generation of shared-secret gateway tokens.
+//! Shared-secret gateway tokens: generation, and the constant-time
+//! comparison every check of one uses.
 
 use rand::RngExt;
 
@@ -7,6 +8,17 @@ use rand::RngExt;
 pub fn generate_gateway_token() -> String {
     let bytes: [u8; 24] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// True if `provided` equals `expected`, in constant time: both are
+/// compared as SHA-256 digests, so neither their content nor their length
+/// leaks through timing.
+pub fn secrets_equal(provided: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let a = Sha256::digest(provided.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 #[cfg(test)]

@@ -129,6 +129,19 @@ fn to_json(findings: &[Finding]) -> serde_json::Value {
     serde_json::json!({ "ok": ok, "findings": list })
 }
 
+/// Doctor's findings as its `--json` document, without fixing or
+/// printing anything (the dashboard shows them).
+pub fn findings_json(
+    env: &EnvSnapshot,
+    home: &Path,
+    profiles: &[ProfilePaths],
+    binary: &Path,
+) -> serde_json::Value {
+    to_json(&doctor::check(&inventory(
+        env, home, profiles, binary, false,
+    )))
+}
+
 fn print_human(findings: &[Finding]) {
     if findings.is_empty() {
         outln!("doctor: no problems found");

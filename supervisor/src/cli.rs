@@ -37,6 +37,14 @@ pub enum Command {
     /// Install profiles as OS services (systemd user units, launchd agents).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Every profile at a glance in a browser: state, health, CPU and
+    /// memory with a minute of history, last log lines, doctor findings,
+    /// start/stop/restart. Loopback only; the printed address carries the token.
+    Dashboard {
+        /// Port on 127.0.0.1 (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Write profiles out for another engine (Kubernetes manifests).
     #[command(subcommand)]
     Export(ExportCommand),

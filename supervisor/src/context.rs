@@ -24,17 +24,22 @@ impl Context {
     /// does not stop commands that only read: they see the profiles found
     /// on disk, after a warning that names the file, line and column.
     pub fn load() -> Result<Self, Failure> {
-        let env = EnvSnapshot::from_process();
-        let (registry, error) =
-            Registry::load_lenient(&env).map_err(|e| Failure::usage(e.to_string()))?;
-        let registry_error = error.map(|e| e.to_string());
-        if let Some(e) = &registry_error {
+        let ctx = Self::from_env(EnvSnapshot::from_process())?;
+        if let Some(e) = &ctx.registry_error {
             eprintln!("openclawctl: warning: {e} (only profiles found on disk are listed)");
         }
+        Ok(ctx)
+    }
+
+    /// Like [`Context::load`] for a given environment, quietly (the
+    /// registry's error stays in `registry_error`).
+    pub fn from_env(env: EnvSnapshot) -> Result<Self, Failure> {
+        let (registry, error) =
+            Registry::load_lenient(&env).map_err(|e| Failure::usage(e.to_string()))?;
         Ok(Self {
             env,
             registry,
-            registry_error,
+            registry_error: error.map(|e| e.to_string()),
         })
     }
 

@@ -116,12 +116,25 @@ impl Enforcer {
         if self.limits.is_empty() {
             return None;
         }
-        let how = match (&self.cgroup, &self.memory) {
-            (Some(dir), _) => format!("cgroup {}", dir.display()),
-            (None, Memory::Watchdog(_)) => "rlimits and the keeper's memory watchdog".into(),
-            (None, _) => "rlimits".into(),
-        };
-        Some(format!("limits {} applied by {how}", self.limits.summary()))
+        let mut by = Vec::new();
+        if let Some(dir) = &self.cgroup {
+            by.push(format!("cgroup {}", dir.display()));
+        }
+        if let Memory::Watchdog(_) = self.memory {
+            by.push("memory-max by the keeper's watchdog".into());
+        }
+        if self.limits.nofile.is_some() {
+            by.push("nofile by rlimit".into());
+        }
+        Some(format!(
+            "limits {}: {}",
+            self.limits.summary(),
+            if by.is_empty() {
+                "none applied".to_string()
+            } else {
+                by.join(", ")
+            }
+        ))
     }
 
     /// The watchdog's check: `Some(why)` when the tree of `pid` is over

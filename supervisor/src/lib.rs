@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod context;
+pub mod dashboard;
 pub mod enforce;
 pub mod export;
 pub mod facts;

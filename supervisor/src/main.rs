@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Status(_)
             | Command::Doctor(_)
+            | Command::Dashboard { .. }
             | Command::Logs(_)
             | Command::Completions { .. }
             | Command::Keep { .. }
@@ -187,6 +188,7 @@ fn run(command: Command) -> CmdResult {
             let named: Vec<String> = args.names.into_iter().chain(args.profiles).collect();
             logs_cmd::logs(&ctx, &named, args.lines, args.follow)
         }
+        Command::Dashboard { port } => openclawctl::dashboard::serve(&ctx, port),
         Command::Doctor(args) if args.kubernetes.is_some() => export::lint_kubernetes(
             args.kubernetes
                 .as_deref()

@@ -20,32 +20,32 @@ use openclaw_service_templates::systemd::UnitStatus;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusRow {
-    name: String,
-    state: &'static str,
-    managed_by: &'static str,
-    pid: Option<u32>,
-    port: Option<u16>,
-    healthy: bool,
-    uptime_ms: Option<u64>,
-    restarts: u32,
-    last_exit: Option<serde_json::Value>,
+    pub(crate) name: String,
+    pub(crate) state: &'static str,
+    pub(crate) managed_by: &'static str,
+    pub(crate) pid: Option<u32>,
+    pub(crate) port: Option<u16>,
+    pub(crate) healthy: bool,
+    pub(crate) uptime_ms: Option<u64>,
+    pub(crate) restarts: u32,
+    pub(crate) last_exit: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// CPU use of the gateway and its descendants, % of one core.
-    cpu_percent: Option<f32>,
+    pub(crate) cpu_percent: Option<f32>,
     /// Resident memory of the gateway and its descendants.
-    memory_bytes: Option<u64>,
+    pub(crate) memory_bytes: Option<u64>,
     /// Threads of the gateway and its descendants (when `tasks-max` is set).
     #[serde(skip_serializing_if = "Option::is_none")]
-    tasks: Option<u32>,
+    pub(crate) tasks: Option<u32>,
     /// Descriptors the gateway holds open (when `nofile` is set).
     #[serde(skip_serializing_if = "Option::is_none")]
-    open_files: Option<u64>,
+    pub(crate) open_files: Option<u64>,
     /// The profile's limits (`null` where none).
     #[serde(serialize_with = "limits_json")]
-    limits: Limits,
-    state_dir: String,
-    config_path: String,
+    pub(crate) limits: Limits,
+    pub(crate) state_dir: String,
+    pub(crate) config_path: String,
 }
 
 fn limits_json<S: serde::Serializer>(l: &Limits, s: S) -> Result<S::Ok, S::Error> {
@@ -177,13 +177,12 @@ pub fn service_row(facts: &Facts, manager: &'static str, st: &UnitStatus) -> Sta
     }
 }
 
-/// `openclawctl status [--profile ...] [--json]`.
-pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
-    let profiles: Vec<ProfilePaths> = ctx.profiles_or_all(names)?;
+/// The rows of `profiles` without CPU and memory (see [`Sampler`]).
+pub fn collect(ctx: &Context, profiles: &[ProfilePaths]) -> Vec<StatusRow> {
     let native = service_cmd::native(ctx);
-    let rows: Vec<StatusRow> = facts::gather_all(&profiles)
+    facts::gather_all(profiles)
         .iter()
-        .zip(&profiles)
+        .zip(profiles)
         .map(|(facts, p)| {
             let sp = service_cmd::service_profile(p);
             if native.is_installed(sp) {
@@ -196,9 +195,18 @@ pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
                 row(facts)
             }
         })
-        .collect();
-    let mut rows = rows;
-    add_resources(&mut rows);
+        .collect()
+}
+
+/// `openclawctl status [--profile ...] [--json]`.
+pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
+    let profiles: Vec<ProfilePaths> = ctx.profiles_or_all(names)?;
+    let mut rows = collect(ctx, &profiles);
+    if rows.iter().any(|r| r.pid.is_some()) {
+        let mut sampler = Sampler::new();
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        sampler.fill(&mut rows);
+    }
     if json {
         let doc = StatusDoc { profiles: rows };
         outln!(
@@ -300,61 +308,86 @@ fn describe_exit(e: &serde_json::Value) -> String {
     }
 }
 
-/// Fills CPU % and memory of every row with a gateway pid: the gateway
-/// and its descendants (its process group), sampled twice
-/// `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL` apart for the CPU figure.
-fn add_resources(rows: &mut [StatusRow]) {
-    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-    if rows.iter().all(|r| r.pid.is_none()) {
-        return;
+/// CPU and memory of gateways' process trees. Each [`Sampler::fill`]
+/// refreshes every process once: CPU % is over the time since the previous
+/// refresh (the CLI waits `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL` after
+/// [`Sampler::new`]; the dashboard samples once a second).
+pub struct Sampler {
+    sys: Option<sysinfo::System>,
+}
+
+impl Sampler {
+    /// Takes the first sample.
+    pub fn new() -> Self {
+        let mut s = Self {
+            sys: sysinfo::System::new().ok(),
+        };
+        s.refresh();
+        s
     }
-    let Ok(mut sys) = System::new() else {
-        return;
-    };
-    // Threads are listed as processes of their own unless told otherwise:
-    // they would count their process's memory once per thread.
-    let kind = ProcessRefreshKind::nothing()
-        .with_cpu()
-        .with_memory()
-        .without_tasks();
-    sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
-    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
-    sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
-    let procs = sys.processes();
-    // Each process counts for the row of its nearest gateway ancestor: one
-    // walk up per process, whatever the number of rows.
-    let roots: std::collections::HashMap<Pid, usize> = rows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| Some((Pid::from_u32(r.pid?), i)))
-        .filter(|(pid, _)| procs.contains_key(pid))
-        .collect();
-    let mut sums = vec![(0.0f32, 0u64); rows.len()];
-    for (pid, p) in procs {
-        let mut at = *pid;
-        for _ in 0..64 {
-            if let Some(&i) = roots.get(&at) {
-                sums[i].0 += p.cpu_usage();
-                sums[i].1 += p.memory();
-                break;
+
+    fn refresh(&mut self) {
+        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate};
+        // Threads are listed as processes of their own unless told
+        // otherwise: they would count their process's memory once per thread.
+        let kind = ProcessRefreshKind::nothing()
+            .with_cpu()
+            .with_memory()
+            .without_tasks();
+        if let Some(sys) = &mut self.sys {
+            sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
+        }
+    }
+
+    /// Refreshes, then fills CPU % and memory of every row with a gateway
+    /// pid: the gateway and its descendants (tasks and open files too where
+    /// those are limited).
+    pub fn fill(&mut self, rows: &mut [StatusRow]) {
+        use sysinfo::Pid;
+        self.refresh();
+        let Some(sys) = &self.sys else { return };
+        let procs = sys.processes();
+        // Each process counts for the row of its nearest gateway ancestor:
+        // one walk up per process, whatever the number of rows.
+        let roots: std::collections::HashMap<Pid, usize> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((Pid::from_u32(r.pid?), i)))
+            .filter(|(pid, _)| procs.contains_key(pid))
+            .collect();
+        let mut sums = vec![(0.0f32, 0u64); rows.len()];
+        for (pid, p) in procs {
+            let mut at = *pid;
+            for _ in 0..64 {
+                if let Some(&i) = roots.get(&at) {
+                    sums[i].0 += p.cpu_usage();
+                    sums[i].1 += p.memory();
+                    break;
+                }
+                match procs.get(&at).and_then(|q| q.parent()) {
+                    Some(parent) => at = parent,
+                    None => break,
+                }
             }
-            match procs.get(&at).and_then(|q| q.parent()) {
-                Some(parent) => at = parent,
-                None => break,
+        }
+        for &i in roots.values() {
+            rows[i].cpu_percent = Some((sums[i].0 * 10.0).round() / 10.0);
+            rows[i].memory_bytes = Some(sums[i].1);
+            if let Some(pid) = rows[i].pid {
+                if rows[i].limits.tasks_max.is_some() {
+                    rows[i].tasks = Some(crate::enforce::tree_tasks(pid));
+                }
+                if rows[i].limits.nofile.is_some() {
+                    rows[i].open_files = crate::enforce::open_files(pid);
+                }
             }
         }
     }
-    for &i in roots.values() {
-        rows[i].cpu_percent = Some((sums[i].0 * 10.0).round() / 10.0);
-        rows[i].memory_bytes = Some(sums[i].1);
-        if let Some(pid) = rows[i].pid {
-            if rows[i].limits.tasks_max.is_some() {
-                rows[i].tasks = Some(crate::enforce::tree_tasks(pid));
-            }
-            if rows[i].limits.nofile.is_some() {
-                rows[i].open_files = crate::enforce::open_files(pid);
-            }
-        }
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

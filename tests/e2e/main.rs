@@ -3,6 +3,7 @@
 //! the real OpenClaw CLI as a client of our gateway ([`interop`]).
 
 mod agent;
+mod dashboard;
 mod doctor;
 mod export;
 mod interop;

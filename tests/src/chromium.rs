@@ -216,12 +216,27 @@ impl Page {
         }
     }
 
-    /// A PNG screenshot written to `path`.
+    /// A PNG screenshot of the viewport written to `path`.
     pub async fn screenshot(&mut self, path: &PathBuf) {
-        use base64::Engine;
-        let r = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
+        self.capture(path, json!({"format": "png"})).await;
+    }
+
+    /// A PNG screenshot of the whole page, beyond the viewport.
+    pub async fn screenshot_full(&mut self, path: &PathBuf) {
+        let size = self
+            .eval("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
             .await;
+        let clip = json!({"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1});
+        self.capture(
+            path,
+            json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
+        )
+        .await;
+    }
+
+    async fn capture(&mut self, path: &PathBuf, params: Value) {
+        use base64::Engine;
+        let r = self.call("Page.captureScreenshot", params).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap())
             .unwrap();
