@@ -7,7 +7,6 @@
 //! for the gateway to exit, then kills its process group. `restart` asks a
 //! running keeper for a fresh gateway (SIGHUP), or starts the profile.
 
-use std::io::{IsTerminal, Write};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -239,14 +238,19 @@ pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult 
     }) {
         crate::enforce::step_into_leaf(&ctx.env);
     }
-    for name in names {
-        match launch(ctx, name) {
+    crate::report::progress_start("starting", names.len());
+    // Keepers are spawned several at once; each then starts on its own.
+    for launched in crate::fanout::map(names, LAUNCHES_AT_ONCE, |name| launch(ctx, name)) {
+        match launched {
             Ok(Some(mut p)) => {
                 p.verbose = opts.verbose;
                 pending.push(p);
             }
-            Ok(None) => {}
-            Err(f) => failures.push(f),
+            Ok(None) => crate::report::progress_tick(true),
+            Err(f) => {
+                failures.push(f);
+                crate::report::progress_tick(false);
+            }
         }
     }
     if opts.no_wait {
@@ -259,6 +263,7 @@ pub fn start(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResult 
     } else {
         failures.extend(wait_all(pending, opts.wait));
     }
+    crate::report::progress_end();
     report_failures(failures)
 }
 
@@ -458,22 +463,15 @@ fn poll(p: &mut Pending) -> Progress {
 
 /// Waits for every pending profile at once.
 fn wait_all(mut pending: Vec<Pending>, limit: Duration) -> Vec<Failure> {
-    let tty = std::io::stderr().is_terminal() && !pending.is_empty();
     let started = Instant::now();
     let mut failures = Vec::new();
-    let mut dots = 0;
-    if tty {
-        eprint!("waiting for {} profile(s) to become ready ", pending.len());
-    }
+    let mut shown = 0;
     while !pending.is_empty() {
         let mut still = Vec::new();
         for mut p in pending {
             match poll(&mut p) {
                 Progress::Waiting => still.push(p),
                 Progress::Ready(pid, port) => {
-                    if tty {
-                        eprintln!();
-                    }
                     crate::report::done(
                         format!(
                             "{} profile `{}` (pid {pid}, port {port})",
@@ -486,8 +484,12 @@ fn wait_all(mut pending: Vec<Pending>, limit: Duration) -> Vec<Failure> {
                             "port": port,
                         }),
                     );
+                    crate::report::progress_tick(true);
                 }
-                Progress::Failed(f) => failures.push(f),
+                Progress::Failed(f) => {
+                    failures.push(f);
+                    crate::report::progress_tick(false);
+                }
             }
         }
         pending = still;
@@ -508,15 +510,11 @@ fn wait_all(mut pending: Vec<Pending>, limit: Duration) -> Vec<Failure> {
             }
             break;
         }
-        if tty && started.elapsed().as_secs() > dots {
-            dots = started.elapsed().as_secs();
-            eprint!(".");
-            let _ = std::io::stderr().flush();
+        if started.elapsed().as_secs() > shown {
+            shown = started.elapsed().as_secs();
+            crate::report::progress_redraw();
         }
         std::thread::sleep(POLL);
-    }
-    if tty {
-        eprintln!();
     }
     failures
 }
@@ -565,19 +563,28 @@ pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResul
     if !opts.no_wait {
         failures.extend(wait_all(pending, opts.wait));
     }
+    crate::report::progress_end();
     report_failures(failures)
 }
 
 /// `openclawctl stop` for each named profile.
 pub fn stop(ctx: &Context, names: &[String], timeout: Duration) -> CmdResult {
     // Many at once (each mostly waits for its keeper to go), bounded.
+    crate::report::progress_start("stopping", names.len());
     let failures = crate::fanout::map(names, STOPS_AT_ONCE, |name| {
-        ctx.known_profile(name)
+        let failed = ctx
+            .known_profile(name)
             .and_then(|paths| stop_one(ctx, &paths, timeout))
-            .err()
+            .err();
+        crate::report::progress_tick(failed.is_none());
+        failed
     });
+    crate::report::progress_end();
     report_failures(failures.into_iter().flatten().collect())
 }
+
+/// Most keepers `start` spawns at once.
+const LAUNCHES_AT_ONCE: usize = 8;
 
 /// Most profiles `stop` stops at once.
 const STOPS_AT_ONCE: usize = 32;

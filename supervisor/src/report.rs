@@ -32,14 +32,111 @@ pub fn done(human: impl Display, item: Value) {
     if json() {
         ITEMS.lock().unwrap_or_else(|e| e.into_inner()).push(item);
     } else {
-        outln!("{human}");
+        line(human);
     }
 }
 
 /// Reports a note for people only (progress, hints); nothing under `--json`.
 pub fn note(human: impl Display) {
     if !json() {
-        outln!("{human}");
+        line(human);
+    }
+}
+
+/// A line on stdout, above the progress bar when one is drawn.
+fn line(human: impl Display) {
+    let bar = BAR.lock().unwrap_or_else(|e| e.into_inner());
+    if bar.is_some() {
+        eprint!("\r\x1b[2K");
+    }
+    outln!("{human}");
+    if let Some(b) = bar.as_ref() {
+        b.draw();
+    }
+}
+
+/// The progress bar of a command over many profiles (`start --all`,
+/// `stop --all`): one line on stderr, redrawn in place, only on a terminal
+/// and never under `--json`.
+struct Bar {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    failed: usize,
+    started: std::time::Instant,
+}
+
+impl Bar {
+    fn draw(&self) {
+        const WIDTH: usize = 30;
+        let filled = (self.done + self.failed) * WIDTH / self.total.max(1);
+        eprint!(
+            "\r\x1b[2K{} [{}{}] {}/{}{} {}s",
+            self.what,
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            self.done,
+            self.total,
+            if self.failed > 0 {
+                format!(", {} failed", self.failed)
+            } else {
+                String::new()
+            },
+            self.started.elapsed().as_secs()
+        );
+        use std::io::Write;
+        let _ = std::io::stderr().flush();
+    }
+}
+
+static BAR: Mutex<Option<Bar>> = Mutex::new(None);
+
+/// Starts a progress bar for `total` profiles (`what`: `starting`), when
+/// stderr is a terminal, `--json` is off and there is more than one.
+pub fn progress_start(what: &'static str, total: usize) {
+    use std::io::IsTerminal;
+    if json() || total < 2 || !std::io::stderr().is_terminal() {
+        return;
+    }
+    let bar = Bar {
+        what,
+        total,
+        done: 0,
+        failed: 0,
+        started: std::time::Instant::now(),
+    };
+    bar.draw();
+    *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+}
+
+/// One profile finished (`ok` or failed); redraws the bar.
+pub fn progress_tick(ok: bool) {
+    if let Some(b) = BAR.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if ok {
+            b.done += 1;
+        } else {
+            b.failed += 1;
+        }
+        b.draw();
+    }
+}
+
+/// Redraws the bar (its clock), if one is drawn.
+pub fn progress_redraw() {
+    if let Some(b) = BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        b.draw();
+    }
+}
+
+/// Removes the bar.
+pub fn progress_end() {
+    if BAR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .is_some()
+    {
+        eprint!("\r\x1b[2K");
     }
 }
 

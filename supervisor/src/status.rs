@@ -201,10 +201,13 @@ pub fn collect(ctx: &Context, profiles: &[ProfilePaths]) -> Vec<StatusRow> {
 /// `openclawctl status [--profile ...] [--json]`.
 pub fn status(ctx: &Context, names: &[String], json: bool) -> CmdResult {
     let profiles: Vec<ProfilePaths> = ctx.profiles_or_all(names)?;
+    // The CPU figure needs two samples apart: the first is taken before
+    // the probes, so that their time counts toward the interval.
+    let first = std::time::Instant::now();
+    let mut sampler = Sampler::new();
     let mut rows = collect(ctx, &profiles);
     if rows.iter().any(|r| r.pid.is_some()) {
-        let mut sampler = Sampler::new();
-        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.saturating_sub(first.elapsed()));
         sampler.fill(&mut rows);
     }
     if json {

@@ -694,3 +694,51 @@ fn a_tenant_over_its_memory_limit_is_killed_and_restarted_its_neighbour_untouche
     );
     ok(&home, &["stop", "--all"]);
 }
+
+/// On a terminal (`script` gives the command a pty), `start --all` and
+/// `stop --all` draw a progress bar on stderr, above which each profile's
+/// line is printed; `--json` and pipes never get one.
+#[test]
+fn start_all_and_stop_all_draw_a_progress_bar_only_on_a_terminal() {
+    let home = TestHome::new();
+    let slot = ports::claim();
+    for i in 0..3 {
+        let out = ctl_with(
+            &home,
+            &[("OPENCLAWCTL_PORT_BASE", &slot.base().to_string())],
+            &["profile", "create", &format!("t{i}"), "--ports", "compact"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let on_tty = |args: &str| {
+        let out = home
+            .command("script")
+            .args([
+                "-qec",
+                &format!("{} {args}", bins::openclawctl().display()),
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = on_tty("start --all");
+    assert!(shown.contains("\r\x1b[2Kstarting ["), "{shown:?}");
+    assert!(shown.contains("] 3/3"), "{shown:?}");
+    assert_eq!(shown.matches("started profile `t").count(), 3, "{shown:?}");
+    let shown = on_tty("stop --all");
+    assert!(
+        shown.contains("stopping [") && shown.contains("] 3/3"),
+        "{shown:?}"
+    );
+    // Not under --json, not into a pipe.
+    let shown = on_tty("--json start --all");
+    assert!(!shown.contains("starting ["), "{shown:?}");
+    let out = ok(&home, &["stop", "--all"]);
+    assert!(!out.contains('['), "{out}");
+}
