@@ -54,6 +54,17 @@ fn three_tenants_export_to_valid_manifests_with_secrets_only_in_secrets() {
         let out = home.ctl(&["profile", "create", p]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
+    // Gamma's limits become its container's resources (schema-checked below).
+    let out = home.ctl(&[
+        "profile",
+        "set",
+        "gamma",
+        "--memory-max",
+        "96M",
+        "--cpu-quota",
+        "150%",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
     // A channel token too: it must land in the Secret and nowhere else.
     let cfg = home.state_dir("beta").join("openclaw.json");
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -81,6 +92,13 @@ fn three_tenants_export_to_valid_manifests_with_secrets_only_in_secrets() {
     assert_eq!(files.len(), 3 * 6, "{files:?}");
     let v = validate(&files);
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+    let gamma = std::fs::read_to_string(dir.join("gamma/statefulset.yaml")).unwrap();
+    assert!(
+        gamma.contains("limits:\n")
+            && gamma.contains("memory: \"96Mi\"")
+            && gamma.contains("cpu: \"1500m\""),
+        "{gamma}"
+    );
     // The validator is strict: a field Kubernetes does not know fails.
     let sts = dir.join("alpha/statefulset.yaml");
     let good = std::fs::read_to_string(&sts).unwrap();
