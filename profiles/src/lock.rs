@@ -180,8 +180,8 @@ pub fn inspect(lock_path: &Path) -> Result<LockState, LockError> {
 pub struct LockTable(Option<std::collections::HashSet<(u64, u64, u64)>>);
 
 impl LockTable {
-    /// Reads the table now (empty where there is none: then each
-    /// [`LockTable::inspect`] falls back to a probe `try_lock`).
+    /// Reads the table now. A lock it lists is held; one it does not list
+    /// is confirmed free by a probe `try_lock` ([`LockTable::inspect`]).
     pub fn read() -> Self {
         Self(
             fs::read_to_string("/proc/locks")
@@ -201,11 +201,13 @@ impl LockTable {
         if let Some(held) = &self.0 {
             let (dev, ino) = (meta.dev(), meta.ino());
             let key = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev), ino);
-            return Ok(if held.contains(&key) {
-                LockState::Held(read_owner(lock_path))
-            } else {
-                LockState::Free
-            });
+            if held.contains(&key) {
+                return Ok(LockState::Held(read_owner(lock_path)));
+            }
+            // Not in the table is not proof: `/proc/locks` is read a page
+            // at a time, and locks released meanwhile shift the rest, so a
+            // read while others stop can skip a held lock. The probe below
+            // decides (only for locks that look free: the cheap case).
         }
         match file.try_lock() {
             // Free; dropping `file` releases the probe at once.
@@ -391,6 +393,22 @@ mod tests {
         let lock = InstanceLock::acquire(&path, record(), Duration::from_secs(5)).unwrap();
         assert_eq!(read_owner(&path).unwrap().pid, std::process::id());
         drop(lock);
+    }
+
+    /// A held lock that a `/proc/locks` read skipped (the kernel lists
+    /// locks a page at a time while others come and go) is still held.
+    #[test]
+    fn a_lock_missing_from_the_table_is_probed_not_assumed_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("openclawctl.lock");
+        let held = try_lock_file(&path).unwrap().expect("free at first");
+        let skipped = LockTable(Some(std::collections::HashSet::new()));
+        assert!(matches!(
+            skipped.inspect(&path).unwrap(),
+            LockState::Held(_)
+        ));
+        drop(held);
+        assert_eq!(skipped.inspect(&path).unwrap(), LockState::Free);
     }
 
     #[test]

@@ -148,8 +148,18 @@ pub fn utc_timestamp(ms: u64) -> String {
     )
 }
 
+/// Takes the keeper lock. Another keeper holds it for good; an
+/// `openclawctl` probing whether a keeper runs holds it for microseconds,
+/// so a refusal is retried for a moment before it counts.
 fn take_keeper_lock(paths: &ProfilePaths) -> Result<Option<File>, String> {
-    lock::try_lock_file(&keeper_lock_path(paths)).map_err(|e| e.to_string())
+    let deadline = Instant::now() + Duration::from_millis(200);
+    loop {
+        match lock::try_lock_file(&keeper_lock_path(paths)).map_err(|e| e.to_string())? {
+            Some(f) => return Ok(Some(f)),
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            None => return Ok(None),
+        }
+    }
 }
 
 /// Closes every descriptor above 2 (the keeper has opened none yet).

@@ -382,6 +382,12 @@ fn all_running_on_then_stopped(home: &TestHome, want: &[u64]) {
     }
     ok(home, &["stop", "--all"]);
     assert!(home.lock_holders().is_empty());
+    // Every keeper was told to stop: none is left to restart its gateway
+    // (a stop that saw a keeper as gone, through a `/proc/locks` read that
+    // skipped its lock, would have stopped the gateway alone).
+    wait_until(Duration::from_secs(5), "no keeper or gateway left", || {
+        home.processes().is_empty()
+    });
 }
 
 #[test]

@@ -93,6 +93,11 @@ impl TestHome {
             .expect("run openclawctl")
     }
 
+    /// Live processes started in this home (keepers, gateways, children).
+    pub fn processes(&self) -> Vec<u32> {
+        processes_of_home(&self.home)
+    }
+
     /// Pids holding a state lock of any profile dir in this home.
     pub fn lock_holders(&self) -> Vec<u32> {
         let Ok(dir) = std::fs::read_dir(self.path()) else {
