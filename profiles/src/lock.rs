@@ -165,17 +165,19 @@ pub fn read_owner(lock_path: &Path) -> Option<OwnerRecord> {
     serde_json::from_str(&text).ok()
 }
 
-/// Reports whether a live process holds the lock at `lock_path`, without
-/// ever taking it: a reader that took the lock for a moment could make a
-/// starting keeper or gateway believe it lost its race. On Linux the kernel's
-/// lock table (`/proc/locks`) is read; elsewhere a probe `try_lock` is the
-/// fallback.
+/// Reports whether a live process holds the lock at `lock_path`, by a
+/// probe `try_lock` (released at once): O(1), where reading the kernel's
+/// whole lock table would cost O(every lock on the host) and leave a
+/// resident keeper holding the memory it took. Whoever takes the lock for
+/// good retries briefly, so the probe never turns them away. For many
+/// locks at once, [`LockTable::read`] once.
 pub fn inspect(lock_path: &Path) -> Result<LockState, LockError> {
-    LockTable::read().inspect(lock_path)
+    LockTable::default().inspect(lock_path)
 }
 
 /// The kernel's lock table read once (`/proc/locks`), for inspecting many
 /// locks: reading it per lock costs O(locks) each, O(n²) over n profiles.
+/// The default (no table) probes each lock.
 #[derive(Debug, Clone, Default)]
 pub struct LockTable(Option<std::collections::HashSet<(u64, u64, u64)>>);
 

@@ -86,7 +86,7 @@ impl Facts {
 
 /// Gathers the facts about `paths` (probes `/healthz` when something runs).
 pub fn gather(paths: &ProfilePaths) -> Facts {
-    gather_with(paths, &lock::LockTable::read())
+    gather_with(paths, &lock::LockTable::default())
 }
 
 /// Most health probes in flight at once for [`gather_all`].

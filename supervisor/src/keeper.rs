@@ -193,6 +193,29 @@ fn signal_group(pid: u32, sig: Signal) {
 
 /// Runs the keeper for `paths` until the gateway is stopped, gives up, or
 /// cannot start. Returns the keeper's exit code.
+/// Keeps profile `name`: as `openclawctl start` resolved it
+/// ([`crate::launch::KeeperProfile`]), else as the registry knows it
+/// (started by hand). Returns the keeper's exit code.
+pub fn run_profile(name: &str) -> u8 {
+    use crate::launch::{ENV_KEEPER_PROFILE, KeeperProfile};
+    let mut env = EnvSnapshot::from_process();
+    let given = KeeperProfile::from_env(&env, name);
+    env.remove(ENV_KEEPER_PROFILE);
+    if let Some(paths) = given {
+        return run(&env, &paths);
+    }
+    let resolved = crate::context::Context::from_env(env)
+        .and_then(|ctx| ctx.known_profile(name).map(|p| (ctx.env, p)));
+    match resolved {
+        Ok((env, paths)) => run(&env, &paths),
+        Err(f) => {
+            eprintln!("openclawctl keep: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// Runs the keeper of `paths` until it is told to stop or gives up.
 pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
     // Descriptors our caller leaked to us (`openclawctl start 9>&1 | cat`)
     // would keep its pipes open for as long as we and the gateway live.

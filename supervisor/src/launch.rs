@@ -36,6 +36,54 @@ pub fn log_path(paths: &ProfilePaths) -> PathBuf {
     paths.logs_dir().join(SUPERVISED_LOG_FILE)
 }
 
+/// `OPENCLAWCTL_KEEPER_PROFILE`: the profile a keeper keeps, resolved by
+/// the `openclawctl` that spawned it (JSON), so that a resident keeper
+/// never loads the registry: parsing a thousand profiles would leave it
+/// holding the memory for as long as it lives.
+pub const ENV_KEEPER_PROFILE: &str = "OPENCLAWCTL_KEEPER_PROFILE";
+
+/// What [`ENV_KEEPER_PROFILE`] carries.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeeperProfile {
+    name: String,
+    state_dir: PathBuf,
+    config_path: PathBuf,
+    ports: openclaw_profiles::ports::PortPlan,
+    limits: openclaw_profiles::limits::Limits,
+}
+
+impl KeeperProfile {
+    /// The resolved profile.
+    pub fn of(paths: &ProfilePaths) -> Self {
+        Self {
+            name: paths.profile.to_string(),
+            state_dir: paths.state_dir.clone(),
+            config_path: paths.config_path.clone(),
+            ports: paths.ports,
+            limits: paths.limits,
+        }
+    }
+
+    fn to_env(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The profile `name` from the environment a keeper was spawned with,
+    /// when it is there and names that profile.
+    pub fn from_env(env: &EnvSnapshot, name: &str) -> Option<ProfilePaths> {
+        let p: Self = serde_json::from_str(env.get(ENV_KEEPER_PROFILE)?).ok()?;
+        (p.name == name).then_some(())?;
+        Some(ProfilePaths {
+            profile: openclaw_profiles::ProfileName::parse(&p.name).ok()?,
+            state_dir: p.state_dir,
+            config_path: p.config_path,
+            ports: p.ports,
+            limits: p.limits,
+        })
+    }
+}
+
 /// Spawns the keeper of `profile`: `openclawctl-keeper --profile <name>`
 /// from beside this executable (a small binary: keepers stay resident),
 /// else `openclawctl keep --profile <name>`. No terminal; stdout goes
@@ -45,9 +93,10 @@ pub fn log_path(paths: &ProfilePaths) -> PathBuf {
 /// close-on-exec, and the keeper closes the rest at start).
 pub fn spawn_keeper(
     env: &EnvSnapshot,
-    profile: &str,
+    paths: &ProfilePaths,
     stderr: Option<std::fs::File>,
 ) -> std::io::Result<Child> {
+    let profile = paths.profile.as_str();
     let me = std::env::current_exe()?;
     let small = me.with_file_name("openclawctl-keeper");
     let mut cmd = if small.is_file() {
@@ -60,6 +109,7 @@ pub fn spawn_keeper(
     cmd.args(["--profile", profile])
         .env_clear()
         .envs(env.iter())
+        .env(ENV_KEEPER_PROFILE, KeeperProfile::of(paths).to_env())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -306,7 +306,7 @@ fn launch(ctx: &Context, name: &str) -> Result<Option<Pending>, Failure> {
     let stderr = tempfile::tempfile().ok();
     let keeper = spawn_keeper(
         &ctx.env,
-        paths.profile.as_str(),
+        &paths,
         stderr.as_ref().and_then(|f| f.try_clone().ok()),
     )
     .map_err(|e| {

@@ -113,6 +113,10 @@ fn run(command: Command) -> CmdResult {
         stdout::write_bytes(&buf);
         return Ok(());
     }
+    if let Command::Keep { profile } = &command {
+        // A resident keeper loads no more than its own profile.
+        return exit_code(keeper::run_profile(profile));
+    }
     let mut ctx = Context::load()?;
     let json = report::json();
     match command {
@@ -250,10 +254,7 @@ fn run(command: Command) -> CmdResult {
             service_cmd::render(&ctx, &profile, &target)
         }
         Command::Completions { .. } => Ok(()),
-        Command::Keep { profile } => {
-            let paths = ctx.known_profile(&profile)?;
-            exit_code(keeper::run(&ctx.env, &paths))
-        }
+        Command::Keep { .. } => unreachable!("handled before the context is loaded"),
     }
 }
 

@@ -205,7 +205,7 @@ pub fn note_lost_keeper(paths: &ProfilePaths, mut rec: Record) -> Record {
 
 /// True if a keeper holds the profile's keeper lock.
 pub fn keeper_alive(paths: &ProfilePaths) -> bool {
-    keeper_alive_in(paths, &lock::LockTable::read())
+    keeper_alive_in(paths, &lock::LockTable::default())
 }
 
 /// [`keeper_alive`] against a lock table already read.

@@ -5,7 +5,6 @@
 
 use std::process::ExitCode;
 
-use openclawctl::context::Context;
 use openclawctl::keeper;
 
 fn main() -> ExitCode {
@@ -19,18 +18,5 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ctx = match Context::load() {
-        Ok(c) => c,
-        Err(f) => {
-            eprintln!("openclawctl-keeper: {}", f.message);
-            return ExitCode::from(f.code);
-        }
-    };
-    match ctx.known_profile(&profile) {
-        Ok(paths) => ExitCode::from(keeper::run(&ctx.env, &paths)),
-        Err(f) => {
-            eprintln!("openclawctl-keeper: {}", f.message);
-            ExitCode::from(f.code)
-        }
-    }
+    ExitCode::from(keeper::run_profile(&profile))
 }
