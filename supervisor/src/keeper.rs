@@ -246,6 +246,7 @@ pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
             .map(|p| p.deaths.clone())
             .unwrap_or_default(),
         updated_at: now_ms(),
+        limits: paths.limits,
     };
     let save = |rec: &mut Record| {
         rec.updated_at = now_ms();

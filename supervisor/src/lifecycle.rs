@@ -542,6 +542,28 @@ pub fn restart(ctx: &Context, names: &[String], opts: &StartOptions) -> CmdResul
         }
         let facts = facts::gather(&paths);
         match (facts.supervised, &facts.record) {
+            // Limits are the keeper's to apply: new ones need a new keeper.
+            (true, Some(rec)) if rec.limits != paths.limits => {
+                crate::report::note(format!(
+                    "profile `{name}`: its limits changed ({}); a new keeper applies them",
+                    paths.limits.summary()
+                ));
+                let replaced = rec.gateway_pid;
+                if let Err(f) = stop_keeper(&paths, Duration::from_secs(10)) {
+                    failures.push(f);
+                    continue;
+                }
+                match launch(ctx, name) {
+                    Ok(Some(mut p)) => {
+                        p.verb = "restarted";
+                        p.replaced_pid = replaced;
+                        p.verbose = opts.verbose;
+                        pending.push(p);
+                    }
+                    Ok(None) => {}
+                    Err(f) => failures.push(f),
+                }
+            }
             (true, Some(rec)) => {
                 // The keeper re-reads the config (port included) before it
                 // spawns the new gateway.

@@ -114,6 +114,13 @@ pub struct Record {
     pub deaths: Vec<Exit>,
     /// Last update, ms since the epoch.
     pub updated_at: u64,
+    /// The limits the keeper applies (from its start; `restart` starts a
+    /// new keeper when the profile's differ).
+    #[serde(
+        default,
+        skip_serializing_if = "openclaw_profiles::limits::Limits::is_empty"
+    )]
+    pub limits: openclaw_profiles::limits::Limits,
 }
 
 /// `<stateDir>/tmp/openclawctl.lock`.

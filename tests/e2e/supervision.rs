@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use openclaw_e2e::home::{Running, stderr};
+use openclaw_e2e::home::{Running, stderr, stdout};
 use openclaw_e2e::{TestHome, bins, ports, wait_until};
 use openclaw_profiles::process::pid_alive;
 use serde_json::Value;
@@ -690,6 +690,23 @@ fn a_tenant_over_its_memory_limit_is_killed_and_restarted_its_neighbour_untouche
         log.contains("memory-max is enforced by the keeper's watchdog")
             || log.contains("applied by cgroup"),
         "{log}"
+    );
+    // New limits need a new keeper: `restart` starts one.
+    ok(&home, &["profile", "set", "hog", "--nofile", "600"]);
+    let out = ctl_with(
+        &home,
+        &[("OPENCLAWCTL_GATEWAY_BIN", wrapper.to_str().unwrap())],
+        &["restart", "hog"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("limits changed"), "{}", stdout(&out));
+    let pid = status_of(&home, "hog")["pid"].as_u64().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.split_whitespace().nth(3) == Some("600")),
+        "{limits}"
     );
     // The neighbour never noticed.
     let c = status_of(&home, "calm");
