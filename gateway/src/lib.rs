@@ -28,6 +28,7 @@ pub mod agent_ops;
 pub mod auth;
 pub mod canvas;
 pub mod canvas_host;
+pub mod channels;
 pub mod cli;
 pub mod client;
 pub mod frameguard;

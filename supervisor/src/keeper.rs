@@ -607,7 +607,11 @@ fn port_available(paths: &ProfilePaths, port: u16) -> Result<(), String> {
     if is_port_free(port) {
         return Ok(());
     }
-    let who = port_owner(port).map_or_else(|| "another process".to_string(), describe);
+    // A gateway names its profile when asked; anything else by its pid.
+    let who = probe::identify(port, Duration::from_millis(500)).map_or_else(
+        || port_owner(port).map_or_else(|| "another process".to_string(), describe),
+        |id| id.describe(),
+    );
     Err(format!(
         "port {port} is in use by {who}; stop it or give the profile another port (gateway.port in {})",
         paths.config_path.display()
