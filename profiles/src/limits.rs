@@ -149,6 +149,13 @@ impl Limits {
         }
     }
 
+    /// Serializes `limits` as [`Limits::json`], for
+    /// `#[serde(serialize_with = "Limits::serialize_json")]` in `--json`
+    /// documents.
+    pub fn serialize_json<S: serde::Serializer>(limits: &Limits, s: S) -> Result<S::Ok, S::Error> {
+        limits.json().serialize(s)
+    }
+
     /// The `[Service]` lines systemd enforces them with.
     pub fn systemd_lines(&self) -> Vec<String> {
         let mut out = Vec::new();

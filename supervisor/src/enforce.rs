@@ -33,25 +33,12 @@ pub const ENV_CGROUP_ROOT: &str = "OPENCLAWCTL_CGROUP_ROOT";
 /// The leaf keepers move into so that their cgroup can hold sub-groups.
 const KEEPER_LEAF: &str = "openclawctl";
 
-/// What enforces the memory limit of one tenant.
-#[derive(Debug)]
-pub enum Memory {
-    /// No memory limit.
-    Unlimited,
-    /// The kernel, through the tenant's cgroup.
-    Cgroup,
-    /// The keeper's watchdog, at this many bytes.
-    Watchdog(u64),
-}
-
 /// The limits of one tenant as the keeper applies them.
 #[derive(Debug)]
 pub struct Enforcer {
     limits: Limits,
     /// The tenant's cgroup v2 directory, when one was made.
     pub cgroup: Option<PathBuf>,
-    /// How memory is held.
-    pub memory: Memory,
     /// What could not be applied, and why (for the log).
     pub notes: Vec<String>,
 }
@@ -68,17 +55,17 @@ impl Enforcer {
             notes.push(e);
         }
         let mut cgroup = None;
-        if needs_cgroup(&limits) {
+        let controllers = controllers(&limits);
+        if !controllers.is_empty() {
             match tenant_cgroup(env, paths.profile.as_str(), &limits) {
                 Ok(dir) => cgroup = Some(dir),
                 Err(why) => {
-                    let mut lost = Vec::new();
-                    if limits.cpu_quota.is_some() {
-                        lost.push("cpu-quota");
-                    }
-                    if limits.tasks_max.is_some() {
-                        lost.push("tasks-max");
-                    }
+                    // What only a cgroup can hold (memory has the watchdog).
+                    let lost: Vec<&str> = controllers
+                        .iter()
+                        .filter(|c| c.0 != "memory")
+                        .map(|c| c.1)
+                        .collect();
                     notes.push(format!(
                         "no cgroup for the limits: {why}; {}{}",
                         if limits.memory_max.is_some() {
@@ -98,17 +85,17 @@ impl Enforcer {
                 }
             }
         }
-        let memory = match (limits.memory_max, &cgroup) {
-            (None, _) => Memory::Unlimited,
-            (Some(_), Some(_)) => Memory::Cgroup,
-            (Some(m), None) => Memory::Watchdog(m),
-        };
         Self {
             limits,
             cgroup,
-            memory,
             notes,
         }
+    }
+
+    /// The memory limit the keeper's watchdog holds: `memory-max` when no
+    /// cgroup does.
+    fn watchdog(&self) -> Option<u64> {
+        self.limits.memory_max.filter(|_| self.cgroup.is_none())
     }
 
     /// One line for the log: what holds the tenant.
@@ -120,7 +107,7 @@ impl Enforcer {
         if let Some(dir) = &self.cgroup {
             by.push(format!("cgroup {}", dir.display()));
         }
-        if let Memory::Watchdog(_) = self.memory {
+        if self.watchdog().is_some() {
             by.push("memory-max by the keeper's watchdog".into());
         }
         if self.limits.nofile.is_some() {
@@ -140,9 +127,7 @@ impl Enforcer {
     /// The watchdog's check: `Some(why)` when the tree of `pid` is over
     /// the memory limit and must be killed.
     pub fn over_memory(&self, pid: u32) -> Option<String> {
-        let Memory::Watchdog(max) = self.memory else {
-            return None;
-        };
+        let max = self.watchdog()?;
         let used = tree_rss(pid);
         (used > max).then(|| {
             format!(
@@ -172,9 +157,22 @@ impl Enforcer {
     }
 }
 
+/// The cgroup v2 controllers `limits` need, with the limit each holds
+/// (all but `nofile`, an rlimit).
+fn controllers(limits: &Limits) -> Vec<(&'static str, &'static str)> {
+    [
+        (limits.memory_max.is_some(), ("memory", "memory-max")),
+        (limits.cpu_quota.is_some(), ("cpu", "cpu-quota")),
+        (limits.tasks_max.is_some(), ("pids", "tasks-max")),
+    ]
+    .into_iter()
+    .filter_map(|(set, c)| set.then_some(c))
+    .collect()
+}
+
 /// True when a limit needs a cgroup (all but `nofile`).
 pub fn needs_cgroup(limits: &Limits) -> bool {
-    limits.memory_max.is_some() || limits.cpu_quota.is_some() || limits.tasks_max.is_some()
+    !controllers(limits).is_empty()
 }
 
 /// Moves this process into the leaf `<own cgroup>/openclawctl` when its
@@ -335,16 +333,7 @@ fn make_tenant_cgroup(
             root.join("cgroup.controllers").display()
         )
     })?;
-    let mut needed = Vec::new();
-    if limits.memory_max.is_some() {
-        needed.push("memory");
-    }
-    if limits.cpu_quota.is_some() {
-        needed.push("cpu");
-    }
-    if limits.tasks_max.is_some() {
-        needed.push("pids");
-    }
+    let needed: Vec<&str> = controllers(limits).iter().map(|c| c.0).collect();
     let offered: Vec<&str> = offered.split_whitespace().collect();
     if let Some(missing) = needed.iter().find(|c| !offered.contains(c)) {
         return Err(format!(
@@ -471,12 +460,14 @@ mod tests {
         let rss = tree_rss(me);
         assert!(rss > tree_rss(child.id()), "{rss}");
         assert!(tree_tasks(me) >= 2);
-        let mut l = Limits::default();
-        l.set(Kind::Memory, "16M").unwrap();
+        // No cgroup: the watchdog holds memory-max (1 MiB, below what
+        // `--memory-max` accepts, so that this process is over it).
         let e = Enforcer {
-            limits: l,
+            limits: Limits {
+                memory_max: Some(1 << 20),
+                ..Limits::default()
+            },
             cgroup: None,
-            memory: Memory::Watchdog(1 << 20),
             notes: Vec::new(),
         };
         let why = e
@@ -484,7 +475,10 @@ mod tests {
             .expect("this test process holds more than 1 MiB");
         assert!(why.contains("memory-max 1M exceeded"), "{why}");
         let roomy = Enforcer {
-            memory: Memory::Watchdog(1 << 40),
+            limits: Limits {
+                memory_max: Some(1 << 40),
+                ..Limits::default()
+            },
             ..e
         };
         assert_eq!(roomy.over_memory(me), None);

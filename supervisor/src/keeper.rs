@@ -191,8 +191,6 @@ fn signal_group(pid: u32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pid as i32), sig);
 }
 
-/// Runs the keeper for `paths` until the gateway is stopped, gives up, or
-/// cannot start. Returns the keeper's exit code.
 /// Keeps profile `name`: as `openclawctl start` resolved it
 /// ([`crate::launch::KeeperProfile`]), else as the registry knows it
 /// (started by hand). Returns the keeper's exit code.
@@ -215,7 +213,8 @@ pub fn run_profile(name: &str) -> u8 {
     }
 }
 
-/// Runs the keeper of `paths` until it is told to stop or gives up.
+/// Runs the keeper for `paths` until the gateway is stopped, gives up, or
+/// cannot start. Returns the keeper's exit code.
 pub fn run(env: &EnvSnapshot, paths: &ProfilePaths) -> u8 {
     // Descriptors our caller leaked to us (`openclawctl start 9>&1 | cat`)
     // would keep its pipes open for as long as we and the gateway live.

@@ -251,12 +251,8 @@ pub struct CreatedDoc {
     /// Its config file.
     pub config_path: String,
     /// Its resource limits.
-    #[serde(serialize_with = "limits_json")]
+    #[serde(serialize_with = "Limits::serialize_json")]
     pub limits: Limits,
-}
-
-fn limits_json<S: serde::Serializer>(l: &Limits, s: S) -> Result<S::Ok, S::Error> {
-    l.json().serialize(s)
 }
 
 impl std::fmt::Display for CreatedDoc {
@@ -284,7 +280,7 @@ struct ProfileDoc {
     port: Option<u16>,
     reserved_ports: Option<String>,
     port_plan: &'static str,
-    #[serde(serialize_with = "limits_json")]
+    #[serde(serialize_with = "Limits::serialize_json")]
     limits: Limits,
     auth_mode: Option<String>,
     has_token: bool,

@@ -45,7 +45,7 @@ pub fn note(human: impl Display) {
 
 /// A line on stdout, above the progress bar when one is drawn.
 fn line(human: impl Display) {
-    let bar = BAR.lock().unwrap_or_else(|e| e.into_inner());
+    let bar = bar();
     if bar.is_some() {
         eprint!("\r\x1b[2K");
     }
@@ -91,6 +91,11 @@ impl Bar {
 
 static BAR: Mutex<Option<Bar>> = Mutex::new(None);
 
+/// The bar, if one is drawn (a poisoned lock is still the bar).
+fn bar() -> std::sync::MutexGuard<'static, Option<Bar>> {
+    BAR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Starts a progress bar for `total` profiles (`what`: `starting`), when
 /// stderr is a terminal, `--json` is off and there is more than one.
 pub fn progress_start(what: &'static str, total: usize) {
@@ -106,12 +111,12 @@ pub fn progress_start(what: &'static str, total: usize) {
         started: std::time::Instant::now(),
     };
     bar.draw();
-    *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    *self::bar() = Some(bar);
 }
 
 /// One profile finished (`ok` or failed); redraws the bar.
 pub fn progress_tick(ok: bool) {
-    if let Some(b) = BAR.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+    if let Some(b) = bar().as_mut() {
         if ok {
             b.done += 1;
         } else {
@@ -123,19 +128,14 @@ pub fn progress_tick(ok: bool) {
 
 /// Redraws the bar (its clock), if one is drawn.
 pub fn progress_redraw() {
-    if let Some(b) = BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+    if let Some(b) = bar().as_ref() {
         b.draw();
     }
 }
 
 /// Removes the bar.
 pub fn progress_end() {
-    if BAR
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .is_some()
-    {
+    if bar().take().is_some() {
         eprint!("\r\x1b[2K");
     }
 }

@@ -42,14 +42,10 @@ pub struct StatusRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) open_files: Option<u64>,
     /// The profile's limits (`null` where none).
-    #[serde(serialize_with = "limits_json")]
+    #[serde(serialize_with = "Limits::serialize_json")]
     pub(crate) limits: Limits,
     pub(crate) state_dir: String,
     pub(crate) config_path: String,
-}
-
-fn limits_json<S: serde::Serializer>(l: &Limits, s: S) -> Result<S::Ok, S::Error> {
-    l.json().serialize(s)
 }
 
 #[derive(Debug, Serialize)]
